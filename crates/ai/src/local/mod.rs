@@ -1,0 +1,1 @@
+//! On-box providers for the embedded mode: Silero VAD, Smart Turn, Whisper, Piper, MiniLM.

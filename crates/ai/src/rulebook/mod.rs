@@ -1,0 +1,1 @@
+//! The deterministic rule-book brain.
