@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{AiError, Result};
 
+pub mod ct2_ggml;
 pub mod fetch;
 
 /// The models directory layout.

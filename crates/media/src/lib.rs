@@ -1,1 +1,8 @@
-//! stub
+//! Media plane: telephony transports, codecs, VAD gating, turn-taking, barge-in and the
+//! per-call pipeline.
+
+pub mod caller;
+pub mod engine;
+pub mod twilio;
+
+pub use callfunnel_media_dsp as dsp;

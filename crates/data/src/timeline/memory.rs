@@ -1,0 +1,34 @@
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::{summarize, CallSummary, TimelineEvent, TimelineStore};
+use crate::{check_id, Result};
+
+/// Timelines held in memory (tests, and the demo when nothing is to be kept).
+#[derive(Default)]
+pub struct MemoryTimeline {
+    calls: Mutex<HashMap<String, Vec<TimelineEvent>>>,
+}
+
+#[async_trait]
+impl TimelineStore for MemoryTimeline {
+    async fn append(&self, call_id: &str, events: &[TimelineEvent]) -> Result<()> {
+        check_id(call_id)?;
+        self.calls.lock().entry(call_id.to_string()).or_default().extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn timeline(&self, call_id: &str) -> Result<Vec<TimelineEvent>> {
+        check_id(call_id)?;
+        Ok(self.calls.lock().get(call_id).cloned().unwrap_or_default())
+    }
+
+    async fn calls(&self, limit: usize) -> Result<Vec<CallSummary>> {
+        let mut out: Vec<CallSummary> = self.calls.lock().iter().map(|(id, ev)| summarize(id, ev)).collect();
+        out.sort_by(|a, b| b.started_unix_ms.cmp(&a.started_unix_ms).then_with(|| a.call_id.cmp(&b.call_id)));
+        out.truncate(limit);
+        Ok(out)
+    }
+}

@@ -1,0 +1,67 @@
+//! Turn-taking and playout tuning for one call.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnConfig {
+    /// VAD probability that starts speech.
+    pub vad_start: f32,
+    /// VAD probability below which speech counts as stopped (hysteresis).
+    pub vad_stop: f32,
+    /// Speech must last this long to count (filters clicks).
+    pub min_speech_ms: u32,
+    /// Silence after speech before the end-of-turn model is asked.
+    pub pause_ms: u32,
+    /// Silence that ends the turn whatever the model says.
+    pub max_pause_ms: u32,
+    /// Silence that ends the turn when no end-of-turn model is configured.
+    pub no_model_pause_ms: u32,
+    /// Speech over the agent must be held this long to interrupt it (a cough or "uh-huh" must not).
+    pub min_barge_in_ms: u32,
+    /// Audio before the detected speech start that is still sent to STT.
+    pub preroll_ms: u32,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            vad_start: 0.5,
+            vad_stop: 0.35,
+            min_speech_ms: 64,
+            pause_ms: 200,
+            max_pause_ms: 1200,
+            no_model_pause_ms: 700,
+            min_barge_in_ms: 320,
+            preroll_ms: 300,
+        }
+    }
+}
+
+impl TurnConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let p = |v: f32| (0.0..=1.0).contains(&v);
+        if !p(self.vad_start) || !p(self.vad_stop) || self.vad_stop > self.vad_start {
+            return Err(format!("vad_stop ({}) must be ≤ vad_start ({}), both in 0..1", self.vad_stop, self.vad_start));
+        }
+        if self.pause_ms > self.max_pause_ms {
+            return Err(format!("pause_ms ({}) must be ≤ max_pause_ms ({})", self.pause_ms, self.max_pause_ms));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlayoutConfig {
+    /// How far ahead of real time audio is sent to the carrier (bounds what `clear` must drop).
+    pub lead_ms: u32,
+    /// A mark is sent after this much audio, so what was heard is known to this precision.
+    pub mark_every_ms: u32,
+}
+
+impl Default for PlayoutConfig {
+    fn default() -> Self {
+        PlayoutConfig { lead_ms: 80, mark_every_ms: 100 }
+    }
+}

@@ -1,0 +1,282 @@
+//! The controller: owns the conversation as the caller heard it, starts agent turns, and
+//! performs barge-in. Everything slow runs in the other tasks; this loop only routes events.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use callfunnel_ai::{BrainEvent, BrainSession, CallAction, Message, Role, SttEvent, TurnInput};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::latency::TurnTimes;
+use super::listener::{Listener, ListenerEvent};
+use super::playout::{Playout, PlayoutCmd, PlayoutEvent};
+use super::speaker::{Speaker, SpeakerEvent};
+use super::turn::{EndBy, TurnTaker};
+use super::{CallEnd, CallSetup, CarrierIo, CarrierOut, Providers, Recorder, AUDIO_QUEUE, EVENT_QUEUE};
+
+struct AgentTurn {
+    id: u64,
+    cancel: CancellationToken,
+    times: TurnTimes,
+    actions: Vec<CallAction>,
+    latency_recorded: bool,
+}
+
+struct PendingTranscript {
+    /// Speech that started over the agent and never became a barge-in ("uh-huh").
+    backchannel: bool,
+    times: TurnTimes,
+}
+
+pub struct Controller {
+    setup: CallSetup,
+    providers: Providers,
+    brain: Box<dyn BrainSession>,
+    rec: Recorder,
+    cancel: CancellationToken,
+    out: mpsc::Sender<CarrierOut>,
+    playout: mpsc::Sender<PlayoutCmd>,
+    speaker_tx: mpsc::Sender<SpeakerEvent>,
+    history: Vec<Message>,
+    agent: Option<AgentTurn>,
+    next_turn: u64,
+    /// The current caller speech began while the agent was talking.
+    backchannel: bool,
+    speech_started_at: Option<Instant>,
+    pending: VecDeque<PendingTranscript>,
+    parts: Vec<String>,
+}
+
+impl Controller {
+    pub async fn run(setup: CallSetup, providers: Providers, io: CarrierIo, rec: Recorder, cancel: CancellationToken) -> CallEnd {
+        let ctx = &setup.context;
+        rec.record("call_started", json!({"call_id": setup.call_id, "tenant_id": ctx.tenant_id, "agent_id": ctx.agent_id, "caller": ctx.caller,
+            "stt": providers.stt.name(), "brain": providers.brain.name(), "tts": providers.tts.name()}));
+        let vad = match providers.vad.create(8000) {
+            Ok(v) => v,
+            Err(e) => return CallEnd::Failed { error: format!("VAD: {e}") },
+        };
+        let stt = match providers.stt.open(setup.stt.clone()).await {
+            Ok(s) => s,
+            Err(e) => return CallEnd::Failed { error: format!("STT: {e}") },
+        };
+        let brain = match providers.brain.session(setup.context.clone()).await {
+            Ok(b) => b,
+            Err(e) => return CallEnd::Failed { error: format!("brain: {e}") },
+        };
+        let (listen_tx, mut listen_rx) = mpsc::channel(EVENT_QUEUE);
+        let (playout_tx, playout_rx) = mpsc::channel(AUDIO_QUEUE);
+        let (pl_ev_tx, mut pl_ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let (speaker_tx, mut speaker_rx) = mpsc::channel(EVENT_QUEUE);
+        let mut stt_events = stt.events;
+
+        let listener = Listener {
+            vad,
+            taker: TurnTaker::new(setup.turn.clone(), providers.turn_detector.is_some()),
+            cfg: setup.turn.clone(),
+            detector: providers.turn_detector.clone(),
+            stt: stt.input,
+            events: listen_tx,
+            playout: playout_tx.clone(),
+        };
+        tokio::spawn(listener.run(io.inbound, cancel.clone()));
+        let playout = Playout::new(setup.playout.clone(), io.outbound.clone(), pl_ev_tx);
+        let pc = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! { _ = pc.cancelled() => {}, _ = playout.run(playout_rx) => {} }
+        });
+
+        let mut c = Controller {
+            setup, providers, brain, rec, cancel: cancel.clone(), out: io.outbound, playout: playout_tx, speaker_tx,
+            history: Vec::new(), agent: None, next_turn: 1, backchannel: false, speech_started_at: None,
+            pending: VecDeque::new(), parts: Vec::new(),
+        };
+        c.start_turn(TurnInput::CallStarted, TurnTimes::default()).await;
+        loop {
+            let end = tokio::select! {
+                _ = cancel.cancelled() => Some(CallEnd::Shutdown),
+                Some(ev) = listen_rx.recv() => c.on_listener(ev).await,
+                Some(ev) = stt_events.recv() => c.on_stt(ev).await,
+                Some(ev) = speaker_rx.recv() => c.on_speaker(ev),
+                Some(ev) = pl_ev_rx.recv() => c.on_playout(ev).await,
+                else => Some(CallEnd::Failed { error: "all call tasks ended".into() }),
+            };
+            if let Some(end) = end {
+                if let Some(a) = c.agent.take() {
+                    a.cancel.cancel();
+                }
+                return end;
+            }
+        }
+    }
+
+    async fn on_listener(&mut self, ev: ListenerEvent) -> Option<CallEnd> {
+        match ev {
+            ListenerEvent::SpeechStarted => {
+                self.backchannel = self.agent.is_some();
+                self.speech_started_at = Some(Instant::now());
+                self.rec.record("user_speech_started", json!({"over_agent": self.backchannel}));
+            }
+            ListenerEvent::SpeechSustained if self.backchannel => {
+                self.backchannel = false;
+                self.barge_in().await;
+            }
+            ListenerEvent::SpeechSustained | ListenerEvent::Resumed => {}
+            ListenerEvent::TurnEnded { speech_end, decided, by } => {
+                let end_ms = decided.saturating_duration_since(speech_end).as_secs_f64() * 1000.0;
+                self.rec.record("user_turn_ended", json!({"by": if by == EndBy::Model { "model" } else { "timeout" }, "end_of_turn_ms": end_ms, "backchannel": self.backchannel}));
+                let times = TurnTimes { speech_end: Some(speech_end), turn_decided: Some(decided), ..Default::default() };
+                self.pending.push_back(PendingTranscript { backchannel: self.backchannel, times });
+                self.backchannel = false;
+            }
+            ListenerEvent::Dtmf(d) => {
+                self.rec.record("dtmf", json!({"digit": d.to_string()}));
+                self.interrupt_agent("dtmf").await;
+                self.start_turn(TurnInput::Dtmf(d.to_string()), TurnTimes::default()).await;
+            }
+            ListenerEvent::Hangup(why) => {
+                self.rec.record("caller_hung_up", json!({"reason": why}));
+                return Some(CallEnd::CallerHungUp);
+            }
+        }
+        None
+    }
+
+    async fn on_stt(&mut self, ev: SttEvent) -> Option<CallEnd> {
+        let SttEvent::Final { text, flushed, .. } = ev else { return None };
+        if !text.trim().is_empty() {
+            self.parts.push(text.trim().to_string());
+        }
+        if !flushed {
+            return None;
+        }
+        let transcript = std::mem::take(&mut self.parts).join(" ");
+        let Some(mut p) = self.pending.pop_front() else {
+            tracing::warn!("STT flushed without a pending turn");
+            return None;
+        };
+        p.times.transcript = Some(Instant::now());
+        let stt_ms = p.times.transcript.zip(p.times.turn_decided).map(|(t, d)| t.saturating_duration_since(d).as_secs_f64() * 1000.0);
+        if p.backchannel || transcript.is_empty() {
+            self.rec.record("transcript_ignored", json!({"text": transcript, "backchannel": p.backchannel}));
+            return None;
+        }
+        self.rec.record("transcript", json!({"text": transcript, "stt_ms": stt_ms}));
+        self.history.push(Message { role: Role::User, text: transcript.clone(), interrupted: false });
+        self.interrupt_agent("new caller turn").await;
+        self.start_turn(TurnInput::UserSaid(transcript), p.times).await;
+        None
+    }
+
+    fn on_speaker(&mut self, ev: SpeakerEvent) -> Option<CallEnd> {
+        let current = |turn: u64, a: &Option<AgentTurn>| a.as_ref().is_some_and(|a| a.id == turn);
+        match ev {
+            SpeakerEvent::FirstToken { turn, at } if current(turn, &self.agent) => {
+                self.agent.as_mut()?.times.first_token = Some(at);
+            }
+            SpeakerEvent::FirstAudio { turn, at } if current(turn, &self.agent) => {
+                self.agent.as_mut()?.times.first_audio = Some(at);
+            }
+            SpeakerEvent::Brain { turn, event } if current(turn, &self.agent) => match event {
+                BrainEvent::Action(a) => {
+                    self.rec.record("action_requested", serde_json::to_value(&a).unwrap_or_default());
+                    self.agent.as_mut()?.actions.push(a);
+                }
+                BrainEvent::Intent { name, score } => self.rec.record("intent", json!({"turn": turn, "name": name, "score": score})),
+                BrainEvent::ToolCalled { name, ok, detail } => self.rec.record("tool_called", json!({"turn": turn, "name": name, "ok": ok, "detail": detail})),
+                BrainEvent::Text(_) => {}
+            },
+            SpeakerEvent::Synthesized { turn, text } => self.rec.record("agent_reply_synthesized", json!({"turn": turn, "text": text})),
+            SpeakerEvent::Failed { turn, error } => {
+                tracing::error!(call_id = %self.setup.call_id, turn, %error, "agent turn failed");
+                self.rec.record("agent_turn_failed", json!({"turn": turn, "error": error}));
+                if current(turn, &self.agent) {
+                    self.agent = None;
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    async fn on_playout(&mut self, ev: PlayoutEvent) -> Option<CallEnd> {
+        match ev {
+            PlayoutEvent::FirstByte { turn, at } => {
+                let a = self.agent.as_mut().filter(|a| a.id == turn)?;
+                a.times.first_byte = Some(at);
+                if let (false, Some(l)) = (a.latency_recorded, a.times.latency()) {
+                    a.latency_recorded = true;
+                    self.rec.record("turn_latency", json!({"turn": turn, "latency_ms": l, "engine_overhead_ms": l.engine_overhead()}));
+                }
+            }
+            PlayoutEvent::Finished { turn, text } => {
+                let a = self.agent.take_if(|a| a.id == turn)?;
+                self.rec.record("agent_said", json!({"turn": turn, "text": text, "interrupted": false}));
+                if !text.is_empty() {
+                    self.history.push(Message { role: Role::Agent, text, interrupted: false });
+                }
+                if let Some(action) = a.actions.into_iter().next() {
+                    let end = match action {
+                        CallAction::EndCall { reason } => CallEnd::AgentEnded { reason },
+                        CallAction::Transfer { to, reason } => CallEnd::Transferred { to, reason },
+                    };
+                    let _ = self.out.send(CarrierOut::Close(end.clone())).await;
+                    return Some(end);
+                }
+            }
+        }
+        None
+    }
+
+    /// The caller talked over the agent long enough: stop speaking, keep only what was heard.
+    async fn barge_in(&mut self) {
+        let Some(turn) = self.agent.as_ref().map(|a| a.id) else { return };
+        let since_speech = self.speech_started_at.map(|t| t.elapsed().as_secs_f64() * 1000.0);
+        if let Some(heard) = self.interrupt_agent("barge-in").await {
+            self.rec.record("barge_in", json!({"turn": turn, "heard": heard.text, "full_text": heard.full_text,
+                "played_ms": heard.played_ms, "cleared": heard.cleared, "after_speech_start_ms": since_speech,
+                "history_truncated": heard.text != heard.full_text}));
+        }
+    }
+
+    /// Cancels the current agent turn (if any) and records the part the caller heard.
+    async fn interrupt_agent(&mut self, why: &str) -> Option<super::playout::Heard> {
+        let a = self.agent.take()?;
+        a.cancel.cancel();
+        let (tx, rx) = oneshot::channel();
+        self.playout.send(PlayoutCmd::Interrupt { turn: a.id, reply: tx }).await.ok()?;
+        let heard = tokio::time::timeout(Duration::from_secs(1), rx).await.ok()?.ok()?;
+        self.rec.record("agent_said", json!({"turn": a.id, "text": heard.text, "interrupted": true, "why": why}));
+        if !heard.text.is_empty() {
+            self.history.push(Message { role: Role::Agent, text: heard.text.clone(), interrupted: true });
+        }
+        Some(heard)
+    }
+
+    async fn start_turn(&mut self, input: TurnInput, times: TurnTimes) {
+        let id = self.next_turn;
+        self.next_turn += 1;
+        self.rec.record("agent_turn_started", json!({"turn": id, "input": format!("{input:?}")}));
+        let rx = match self.brain.respond(input, &self.history).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::error!(call_id = %self.setup.call_id, error = %e, "brain failed");
+                self.rec.record("agent_turn_failed", json!({"turn": id, "error": e.to_string()}));
+                return;
+            }
+        };
+        let cancel = self.cancel.child_token();
+        let speaker = Speaker {
+            turn: id,
+            tts: self.providers.tts.clone(),
+            tts_config: self.setup.tts.clone(),
+            playout: self.playout.clone(),
+            events: self.speaker_tx.clone(),
+        };
+        tokio::spawn(speaker.run(rx, cancel.clone()));
+        self.agent = Some(AgentTurn { id, cancel, times, actions: Vec::new(), latency_recorded: false });
+    }
+}

@@ -1,0 +1,148 @@
+//! The listener: carrier audio → VAD → turn-taking. Sends the caller's speech (with pre-roll)
+//! to STT, asks the end-of-turn model at pauses, forwards marks to playout, and reports speech,
+//! turn and DTMF events to the controller.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callfunnel_ai::{SttInput, TurnDetector, TurnPrediction, Vad};
+use callfunnel_media_dsp::Resampler;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::config::TurnConfig;
+use super::playout::PlayoutCmd;
+use super::turn::{EndBy, TurnSignal, TurnTaker};
+use super::CarrierIn;
+
+const RATE: u32 = 8000;
+/// The end-of-turn model looks at the last 8 s.
+const TURN_AUDIO_MAX: usize = 8 * RATE as usize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListenerEvent {
+    SpeechStarted,
+    SpeechSustained,
+    Resumed,
+    TurnEnded { speech_end: Instant, decided: Instant, by: EndBy },
+    Dtmf(char),
+    Hangup(String),
+}
+
+pub struct Listener {
+    pub vad: Box<dyn Vad>,
+    pub taker: TurnTaker,
+    pub cfg: TurnConfig,
+    pub detector: Option<Arc<dyn TurnDetector>>,
+    pub stt: mpsc::Sender<SttInput>,
+    pub events: mpsc::Sender<ListenerEvent>,
+    pub playout: mpsc::Sender<PlayoutCmd>,
+}
+
+struct Buffers {
+    frame: Vec<f32>,
+    preroll: VecDeque<i16>,
+    turn_audio: VecDeque<i16>,
+    forwarding: bool,
+    vad_errors: u64,
+}
+
+impl Listener {
+    pub async fn run(mut self, mut carrier: mpsc::Receiver<CarrierIn>, cancel: CancellationToken) {
+        let (pred_tx, mut pred_rx) = mpsc::channel::<(u64, TurnPrediction)>(4);
+        let mut b = Buffers { frame: Vec::with_capacity(512), preroll: VecDeque::new(), turn_audio: VecDeque::new(), forwarding: false, vad_errors: 0 };
+        loop {
+            let signals = tokio::select! {
+                _ = cancel.cancelled() => return,
+                msg = carrier.recv() => match msg {
+                    Some(CarrierIn::Audio(pcm)) => self.on_audio(&mut b, pcm).await,
+                    Some(CarrierIn::Mark(name)) => { let _ = self.playout.send(PlayoutCmd::MarkEchoed(name)).await; continue }
+                    Some(CarrierIn::Dtmf(d)) => { let _ = self.events.send(ListenerEvent::Dtmf(d)).await; continue }
+                    Some(CarrierIn::Hangup(why)) => { let _ = self.events.send(ListenerEvent::Hangup(why)).await; return }
+                    None => { let _ = self.events.send(ListenerEvent::Hangup("stream closed".into())).await; return }
+                },
+                Some((seq, p)) = pred_rx.recv() => self.taker.on_prediction(seq, p.complete).into_iter().collect(),
+            };
+            for s in signals {
+                if self.on_signal(&mut b, s, &pred_tx).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn on_audio(&mut self, b: &mut Buffers, pcm: Vec<i16>) -> Vec<TurnSignal> {
+        let preroll_max = self.cfg.preroll_ms as usize * RATE as usize / 1000;
+        b.preroll.extend(pcm.iter().copied());
+        while b.preroll.len() > preroll_max {
+            b.preroll.pop_front();
+        }
+        if b.forwarding {
+            b.turn_audio.extend(pcm.iter().copied());
+            while b.turn_audio.len() > TURN_AUDIO_MAX {
+                b.turn_audio.pop_front();
+            }
+            if self.stt.send(SttInput::Audio(pcm.clone())).await.is_err() {
+                tracing::warn!("STT stream closed");
+            }
+        }
+        b.frame.extend(pcm.iter().map(|&s| s as f32 / 32768.0));
+        let n = self.vad.frame_len();
+        let frame_ms = (n as u64 * 1000) / self.vad.sample_rate() as u64;
+        let mut out = Vec::new();
+        while b.frame.len() >= n {
+            let prob = match self.vad.process(&b.frame[..n]) {
+                Ok(p) => p,
+                Err(e) => {
+                    b.vad_errors += 1;
+                    if b.vad_errors == 1 {
+                        tracing::error!(error = %e, "VAD failed; treating frames as silence");
+                    }
+                    0.0
+                }
+            };
+            b.frame.drain(..n);
+            out.extend(self.taker.on_frame(prob, frame_ms));
+        }
+        out
+    }
+
+    async fn on_signal(&mut self, b: &mut Buffers, s: TurnSignal, pred_tx: &mpsc::Sender<(u64, TurnPrediction)>) -> Result<(), ()> {
+        let ev = match s {
+            TurnSignal::SpeechStarted { .. } => {
+                b.forwarding = true;
+                let pre: Vec<i16> = b.preroll.iter().copied().collect();
+                b.turn_audio = pre.iter().copied().collect();
+                let _ = self.stt.send(SttInput::Audio(pre)).await;
+                ListenerEvent::SpeechStarted
+            }
+            TurnSignal::SpeechSustained { .. } => ListenerEvent::SpeechSustained,
+            TurnSignal::Resumed => ListenerEvent::Resumed,
+            TurnSignal::Paused { seq, .. } => {
+                if let Some(det) = self.detector.clone() {
+                    let audio: Vec<f32> = b.turn_audio.iter().map(|&s| s as f32 / 32768.0).collect();
+                    let tx = pred_tx.clone();
+                    tokio::spawn(async move {
+                        let audio16 = Resampler::oneshot(&audio, RATE, 16000);
+                        match det.predict(audio16).await {
+                            Ok(p) => { let _ = tx.send((seq, p)).await; }
+                            Err(e) => tracing::warn!(error = %e, "end-of-turn model failed; waiting for max pause"),
+                        }
+                    });
+                }
+                return Ok(());
+            }
+            TurnSignal::TurnEnded { speech_end_ms, by } => {
+                b.forwarding = false;
+                b.turn_audio.clear();
+                let _ = self.stt.send(SttInput::Finalize).await;
+                let now = Instant::now();
+                let back = Duration::from_millis(self.taker.now_ms().saturating_sub(speech_end_ms));
+                ListenerEvent::TurnEnded { speech_end: now.checked_sub(back).unwrap_or(now), decided: now, by }
+            }
+        };
+        self.events.send(ev).await.map_err(|_| ())
+    }
+}

@@ -1,0 +1,5 @@
+//! Twilio Programmable Voice + Media Streams.
+
+pub mod protocol;
+pub mod transport;
+pub mod twiml;
