@@ -3,6 +3,7 @@
 
 pub mod caller;
 pub mod engine;
+pub mod testkit;
 pub mod twilio;
 
 pub use callfunnel_media_dsp as dsp;

@@ -115,19 +115,31 @@ pub fn espeak_8k(text: &str, voice: &str, rate_wpm: u32) -> Result<Vec<i16>, Scr
     }
     let mut r = hound::WavReader::new(std::io::Cursor::new(out.stdout)).map_err(|e| ScriptError::Espeak(format!("bad WAV output: {e}")))?;
     let rate = r.spec().sample_rate;
-    let x: Vec<f32> = r.samples::<i16>().filter_map(Result::ok).map(|s| s as f32 / 32768.0).collect();
+    // espeak-ng streams its WAV with a placeholder length: stop at the real end of data.
+    let x: Vec<f32> = r.samples::<i16>().map_while(Result::ok).map(|s| s as f32 / 32768.0).collect();
     Ok(dsp::f32_to_i16(&Resampler::oneshot(&x, rate, 8000)))
 }
 
 /// The audio of a `say` or `wav` line at 8 kHz.
+/// Leading and trailing silence is trimmed, so "end of speech" is when the words end.
 pub fn line_audio(line: &Line, call: &CallInfo) -> Result<Vec<i16>, ScriptError> {
-    if let Some(t) = &line.say {
-        espeak_8k(t, &call.voice, call.rate_wpm)
+    let pcm = if let Some(t) = &line.say {
+        espeak_8k(t, &call.voice, call.rate_wpm)?
     } else if let Some(w) = &line.wav {
-        Ok(dsp::f32_to_i16(&dsp::wav::read_mono(w, 8000)?))
+        dsp::f32_to_i16(&dsp::wav::read_mono(w, 8000)?)
     } else {
-        Ok(Vec::new())
-    }
+        Vec::new()
+    };
+    Ok(trim_silence(&pcm))
+}
+
+/// Drops leading/trailing audio quieter than −40 dBFS (keeping 20 ms either side).
+pub fn trim_silence(pcm: &[i16]) -> Vec<i16> {
+    const LOUD: i16 = 328;
+    let (Some(first), Some(last)) = (pcm.iter().position(|s| s.abs() > LOUD), pcm.iter().rposition(|s| s.abs() > LOUD)) else {
+        return Vec::new();
+    };
+    pcm[first.saturating_sub(160)..(last + 1 + 160).min(pcm.len())].to_vec()
 }
 
 #[cfg(test)]
@@ -143,5 +155,15 @@ mod tests {
         assert!(Script::from_toml("[[line]]\nsay = \"a\"\ndtmf = \"1\"\n").unwrap_err().contains("exactly one"));
         assert!(Script::from_toml("[[line]]\ndtmf = \"x\"\n").unwrap_err().contains("digits"));
         assert!(Script::from_toml("[[line]]\nsay = \"a\"\nshout = true\n").is_err());
+    }
+
+    #[test]
+    fn silence_is_trimmed() {
+        let mut pcm = vec![0i16; 8000];
+        pcm.extend(std::iter::repeat_n(5000i16, 800));
+        pcm.extend(vec![3i16; 4000]);
+        let t = trim_silence(&pcm);
+        assert_eq!(t.len(), 800 + 320);
+        assert!(trim_silence(&[0, 1, -2]).is_empty());
     }
 }

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{PlayoutConfig, TurnConfig};
 pub use recorder::Recorder;
+pub use callfunnel_ai::text::SentenceSplitter;
 
 /// What the carrier transport hands the engine (PCM16 mono 8 kHz audio, 20 ms frames).
 #[derive(Debug, Clone, PartialEq)]
