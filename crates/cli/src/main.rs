@@ -1,1 +1,71 @@
-fn main() {}
+//! `callfunnel`: AI agents on real phone calls.
+
+mod call;
+mod demo;
+mod logging;
+mod models;
+mod report;
+mod serve;
+mod vad;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "callfunnel", version, about = "AI voice agents on real phone calls (Twilio Media Streams), offline or with cloud providers")]
+struct Cli {
+    /// Configuration file (TOML). Environment variables CALLFUNNEL_* override it.
+    #[arg(long, global = true, env = "CALLFUNNEL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "CALLFUNNEL_LOG_FORMAT")]
+    log_format: logging::Format,
+    /// Log filter (e.g. `info`, `callfunnel_media=debug`); RUST_LOG wins if set.
+    #[arg(long, global = true, default_value = "info", env = "CALLFUNNEL_LOG_LEVEL")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: Twilio webhooks, media streams, health and the call API.
+    Serve(serve::Args),
+    /// Place a simulated Twilio call against a running server.
+    Call(call::Args),
+    /// Run the offline demo call: starts a server in-process and calls it with a script.
+    Demo(demo::Args),
+    /// Print per-frame speech probabilities of a WAV file (Silero VAD).
+    Vad(vad::Args),
+    /// Manage the offline models.
+    Models(models::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, &cli.log_level);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => serve::run(a, cli.config.as_deref()).await,
+            Command::Call(a) => call::run(a).await,
+            Command::Demo(a) => demo::run(a, cli.config.as_deref()).await,
+            Command::Vad(a) => vad::run(a, cli.config.as_deref()).await,
+            Command::Models(a) => models::run(a, cli.config.as_deref()).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,39 @@
+# callfunnel — two commands do all set-up on a fresh machine:
+#   make demo   the offline demo call (fetches the models on first run)
+#   make test   every test (installs what the tests need first)
+
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/callfunnel-target
+RELEASE_BIN := $(CARGO_TARGET_DIR)/release/callfunnel
+DEBUG_BIN := $(CARGO_TARGET_DIR)/debug/callfunnel
+
+.PHONY: demo test setup build models serve bench clean-cache
+
+setup:
+	@scripts/setup-system.sh
+
+build: setup
+	cargo build --release --locked --bin callfunnel
+
+demo: build
+	$(RELEASE_BIN) models fetch
+	$(RELEASE_BIN) demo
+
+serve: build
+	$(RELEASE_BIN) models fetch
+	$(RELEASE_BIN) serve
+
+models: build
+	$(RELEASE_BIN) models fetch
+
+test: setup
+	cargo build --workspace --locked --tests --bins
+	$(DEBUG_BIN) models fetch
+	cargo test --workspace --locked
+
+bench: build
+	$(RELEASE_BIN) models fetch
+	cargo bench --workspace --locked
+
+clean-cache:
+	rm -rf $(CARGO_TARGET_DIR)

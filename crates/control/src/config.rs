@@ -1,0 +1,150 @@
+//! Configuration: defaults ← TOML file ← `CALLFUNNEL_*` environment variables
+//! (nested keys with `__`, e.g. `CALLFUNNEL_SERVER__LISTEN=0.0.0.0:8080`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use callfunnel_media::engine::{PlayoutConfig, TurnConfig};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub models: ModelsConfig,
+    pub data: DataConfig,
+    pub agents: AgentsConfig,
+    pub turn: TurnConfig,
+    pub playout: PlayoutConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Host (and port) the carrier reaches us at, used in `wss://HOST/twilio/media/ID`.
+    pub public_host: String,
+    /// `wss` behind TLS (production), `ws` for local tests.
+    pub public_ws_scheme: String,
+    /// Load the models when the server starts (in the background) instead of on the first call.
+    pub preload_models: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// `file` (embedded, JSON lines under `dir`) or `memory`.
+    pub timeline: String,
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// Directory of rule-books, one `AGENT_ID.toml` each.
+    pub dir: PathBuf,
+    /// Agent used when a call names none.
+    pub default_agent: String,
+    pub default_tenant: String,
+    pub voice: String,
+    pub language: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: ([127, 0, 0, 1], 8080).into(), public_host: "localhost:8080".into(), public_ws_scheme: "wss".into(), preload_models: true }
+    }
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig { dir: callfunnel_ai::models::ModelPaths::default_root() }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        DataConfig { timeline: "file".into(), dir: base.join("callfunnel") }
+    }
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig { dir: PathBuf::from("agents"), default_agent: "clinic".into(), default_tenant: "demo".into(), voice: "joe".into(), language: "en-US".into() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            models: ModelsConfig::default(),
+            data: DataConfig::default(),
+            agents: AgentsConfig::default(),
+            turn: TurnConfig::default(),
+            playout: PlayoutConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (if given; it must exist), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                anyhow::bail!("config file {} does not exist", f.display());
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        let cfg: Config = fig.merge(Env::prefixed("CALLFUNNEL_").split("__").ignore(&["models_dir", "log_format", "log_level", "config"])).extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.turn.validate().map_err(|e| anyhow::anyhow!("invalid [turn]: {e}"))?;
+        if !matches!(self.data.timeline.as_str(), "file" | "memory") {
+            anyhow::bail!("invalid [data] timeline `{}`: use `file` or `memory`", self.data.timeline);
+        }
+        if !matches!(self.server.public_ws_scheme.as_str(), "ws" | "wss") {
+            anyhow::bail!("invalid [server] public_ws_scheme `{}`: use `wss` or `ws`", self.server.public_ws_scheme);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_env_override_defaults() {
+        let dir = std::env::temp_dir().join(format!("cf-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "[server]\nlisten = \"127.0.0.1:9999\"\n[turn]\nmin_barge_in_ms = 500\n").unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.server.listen.port(), 9999);
+        assert_eq!(c.turn.min_barge_in_ms, 500);
+        assert_eq!(c.turn.pause_ms, TurnConfig::default().pause_ms);
+        std::fs::write(&f, "[turn]\nvad_start = 0.2\nvad_stop = 0.6\n").unwrap();
+        assert!(Config::load(Some(&f)).unwrap_err().to_string().contains("vad_stop"));
+        std::fs::write(&f, "[server]\nlisen = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&f)).unwrap_err().to_string().contains("lisen"));
+        assert!(Config::load(Some(&dir.join("missing.toml"))).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
