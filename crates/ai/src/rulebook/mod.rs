@@ -1,1 +1,54 @@
-//! The deterministic rule-book brain.
+//! The deterministic rule-book brain: a TOML file per agent defines a greeting, intents (with
+//! example phrases, keywords, slots, templated replies and actions) and fallbacks. Intents are
+//! matched by embedding similarity (MiniLM) combined with a lexical score, so it also works
+//! without an embedder. The same input always gives the same reply.
+
+mod matcher;
+mod schema;
+mod session;
+pub mod slots;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use schema::{Action, Intent, RuleBook, Slot, SlotKind};
+
+use crate::{Brain, BrainSession, CallContext, EmbedKind, Embedder, Result};
+
+pub struct RuleBookBrain {
+    book: Arc<RuleBook>,
+    matcher: Arc<matcher::Matcher>,
+}
+
+impl RuleBookBrain {
+    /// Builds the brain; example phrases are embedded once here when an embedder is given.
+    pub async fn new(book: RuleBook, embedder: Option<Arc<dyn Embedder>>) -> Result<Self> {
+        let mut examples = Vec::new();
+        for (i, intent) in book.intents.iter().enumerate() {
+            for e in &intent.examples {
+                examples.push((i, e.clone()));
+            }
+        }
+        let vectors = match &embedder {
+            Some(e) => Some(e.embed(examples.iter().map(|(_, t)| t.clone()).collect(), EmbedKind::Document).await?),
+            None => None,
+        };
+        let matcher = matcher::Matcher::new(&book, examples, vectors, embedder);
+        Ok(RuleBookBrain { book: Arc::new(book), matcher: Arc::new(matcher) })
+    }
+}
+
+#[async_trait]
+impl Brain for RuleBookBrain {
+    fn name(&self) -> &'static str {
+        "rulebook"
+    }
+
+    async fn session(&self, ctx: CallContext) -> Result<Box<dyn BrainSession>> {
+        Ok(Box::new(session::Session::new(self.book.clone(), self.matcher.clone(), ctx, chrono::Local::now().date_naive())))
+    }
+}
+
+#[cfg(test)]
+mod tests;
