@@ -10,7 +10,7 @@ pub struct Args {
     /// A WAV file (any rate and channel count).
     file: PathBuf,
     /// Rate the VAD runs at: 8000 (telephone) or 16000.
-    #[arg(long, default_value_t = 8000, value_parser = clap::builder::PossibleValuesParser::new(["8000", "16000"]).map(|s| s.parse::<u32>().unwrap_or(8000)))]
+    #[arg(long, default_value_t = 8000, value_parser = parse_rate)]
     rate: u32,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -36,4 +36,12 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_rate(s: &str) -> Result<u32, String> {
+    match s {
+        "8000" => Ok(8000),
+        "16000" => Ok(16000),
+        _ => Err(format!("`{s}`: Silero runs at 8000 or 16000")),
+    }
 }

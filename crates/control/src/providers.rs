@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use callfunnel_ai::local::{minilm::MiniLm, ort_env, piper::PiperTts, silero::SileroVadFactory, smart_turn::SmartTurn, whisper::WhisperStt};
+use callfunnel_ai::local::{minilm::MiniLm, ort_env, piper::PiperTts, silero::SileroVadFactory, whisper::WhisperStt};
 use callfunnel_ai::models::ModelPaths;
 use callfunnel_ai::rulebook::{RuleBook, RuleBookBrain};
 use callfunnel_ai::{Brain, Embedder, SpeechToText, TextToSpeech, TurnDetector, VadFactory};
@@ -16,7 +16,8 @@ use tokio::sync::{Mutex, OnceCell};
 #[derive(Clone)]
 pub struct LocalModels {
     pub vad: Arc<dyn VadFactory>,
-    pub turn: Arc<dyn TurnDetector>,
+    /// End-of-turn model; without one, a fixed silence ends the turn.
+    pub turn: Option<Arc<dyn TurnDetector>>,
     pub stt: Arc<dyn SpeechToText>,
     pub tts: Arc<dyn TextToSpeech>,
     pub embedder: Arc<dyn Embedder>,
@@ -28,7 +29,7 @@ impl LocalModels {
         ort_env::init(paths)?;
         Ok(LocalModels {
             vad: Arc::new(SileroVadFactory::load(paths)?),
-            turn: Arc::new(SmartTurn::load(paths)?),
+            turn: None,
             stt: Arc::new(WhisperStt::load(paths)?),
             tts: Arc::new(PiperTts::load(paths)?),
             embedder: Arc::new(MiniLm::load(paths)?),
@@ -93,6 +94,6 @@ impl ProviderHub {
     pub async fn for_agent(&self, agent_id: &str) -> anyhow::Result<Providers> {
         let m = self.models().await?;
         let brain = self.brain(agent_id).await?;
-        Ok(Providers { vad: m.vad, turn_detector: Some(m.turn), stt: m.stt, brain, tts: m.tts })
+        Ok(Providers { vad: m.vad, turn_detector: m.turn, stt: m.stt, brain, tts: m.tts })
     }
 }

@@ -53,11 +53,11 @@ async fn after_stream(State(s): State<AppState>, Path(call_id): Path<String>) ->
     }
 }
 
-async fn media(State(s): State<AppState>, Path(call_id): Path<String>, ws: Option<WebSocketUpgrade>) -> Response {
+async fn media(State(s): State<AppState>, Path(call_id): Path<String>, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
     if let Err(e) = callfunnel_data::check_id(&call_id) {
         return ApiError::bad_request("invalid_call_id", e.to_string()).into_response();
     }
-    let Some(ws) = ws else {
+    let Ok(ws) = ws else {
         return ApiError::bad_request("websocket_required", "this endpoint takes a Media Streams WebSocket").into_response();
     };
     if s.shutdown.is_cancelled() {
