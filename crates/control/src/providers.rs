@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use callfunnel_ai::local::{minilm::MiniLm, ort_env, piper::PiperTts, silero::SileroVadFactory, whisper::WhisperStt};
+use callfunnel_ai::local::{minilm::MiniLm, ort_env, piper::PiperTts, silero::SileroVadFactory, smart_turn::SmartTurn, whisper::WhisperStt};
 use callfunnel_ai::models::ModelPaths;
 use callfunnel_ai::rulebook::{RuleBook, RuleBookBrain};
 use callfunnel_ai::{Brain, Embedder, SpeechToText, TextToSpeech, TurnDetector, VadFactory};
@@ -29,7 +29,7 @@ impl LocalModels {
         ort_env::init(paths)?;
         Ok(LocalModels {
             vad: Arc::new(SileroVadFactory::load(paths)?),
-            turn: None,
+            turn: Some(Arc::new(SmartTurn::load(paths)?)),
             stt: Arc::new(WhisperStt::load(paths)?),
             tts: Arc::new(PiperTts::load(paths)?),
             embedder: Arc::new(MiniLm::load(paths)?),

@@ -1,7 +1,9 @@
-//! On-box providers for the embedded mode: Silero VAD, Whisper, Piper, MiniLM.
+//! On-box providers for the embedded mode: Silero VAD, Smart Turn, Whisper, Piper, MiniLM.
 
 pub mod ort_env;
 pub mod silero;
+pub mod mel;
+pub mod smart_turn;
 pub mod espeak;
 pub mod piper;
 pub mod whisper;

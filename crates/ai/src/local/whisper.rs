@@ -59,6 +59,8 @@ fn transcribe(ctx: &WhisperContext, audio: &[f32], language: &str) -> Result<(St
     p.set_print_timestamps(false);
     p.set_suppress_nst(true);
     p.set_temperature_inc(0.0);
+    // Speech is ~4 tokens a second: a cap stops the repetition loops greedy decoding falls into.
+    p.set_max_tokens((audio.len() as f64 / 16000.0 * 5.0) as i32 + 10);
     // Encode only as many frames as the audio needs (+3 s): a 2 s turn decodes in ~0.9 s
     // instead of ~5.7 s for the full 30 s window, at some cost in accuracy (BENCHMARKS.md).
     let secs = audio.len() as f64 / 16000.0;
@@ -79,7 +81,7 @@ fn transcribe(ctx: &WhisperContext, audio: &[f32], language: &str) -> Result<(St
         no_speech = no_speech.max(seg.no_speech_probability());
         text.push_str(&seg.to_str_lossy().map_err(err)?);
     }
-    let text = clean(&text);
+    let text = drop_repeats(&clean(&text));
     Ok((text, 1.0 - no_speech))
 }
 
@@ -96,6 +98,26 @@ fn clean(text: &str) -> String {
         }
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Removes consecutive repeats of a sentence ("Yes, please. Yes, please." → "Yes, please.").
+fn drop_repeats(text: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if matches!(c, '.' | '?' | '!') {
+            let s = text[start..=i].trim();
+            if !s.is_empty() && out.last().is_none_or(|l| !l.eq_ignore_ascii_case(s)) {
+                out.push(s);
+            }
+            start = i + 1;
+        }
+    }
+    let rest = text[start..].trim();
+    if !rest.is_empty() && out.last().is_none_or(|l| !l.trim_end_matches(['.', '?', '!']).eq_ignore_ascii_case(rest)) {
+        out.push(rest);
+    }
+    out.join(" ")
 }
 
 fn language_code(bcp47: &str) -> String {
@@ -167,6 +189,9 @@ mod tests {
     fn cleans_annotations() {
         assert_eq!(clean(" [BLANK_AUDIO] hello  (music) there "), "hello there");
         assert_eq!(language_code("en-US"), "en");
+        assert_eq!(drop_repeats("Yes, please. Yes, please. Yes, please"), "Yes, please.");
+        assert_eq!(drop_repeats("Hi. What are your hours? What are your hours?"), "Hi. What are your hours?");
+        assert_eq!(drop_repeats("no punctuation"), "no punctuation");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

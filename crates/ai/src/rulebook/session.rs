@@ -94,8 +94,9 @@ impl Out {
         let mut s = SentenceSplitter::default();
         let mut parts = s.push(text);
         parts.extend(s.finish());
+        // Each piece ends with a space, as streamed LLM text does, so pieces concatenate cleanly.
         for p in parts {
-            self.send(BrainEvent::Text(p)).await;
+            self.send(BrainEvent::Text(format!("{p} "))).await;
         }
     }
 }

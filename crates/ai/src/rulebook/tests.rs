@@ -41,7 +41,7 @@ impl Call {
                 e => other.push(e),
             }
         }
-        let text = text.join(" ");
+        let text = text.concat().trim().to_string();
         self.history.push(Message { role: Role::Agent, text: text.clone(), interrupted: false });
         (text, other)
     }
