@@ -59,6 +59,9 @@ pub struct SttConfig {
 pub enum SttInput {
     /// Caller audio, PCM16 mono at `SttConfig::sample_rate`.
     Audio(Vec<i16>),
+    /// Speech paused and the turn may be about to end: a provider may start transcribing
+    /// early (optional; more audio afterwards means the caller went on).
+    Prepare,
     /// The turn detector ended the turn: transcribe everything sent so far now.
     Finalize,
 }

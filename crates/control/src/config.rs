@@ -36,6 +36,9 @@ pub struct ServerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
     pub dir: PathBuf,
+    /// Threads per Whisper decode (offline STT): 2 for lowest latency on one call, 1 when
+    /// many local calls share the cores.
+    pub whisper_threads: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,7 +69,7 @@ impl Default for ServerConfig {
 
 impl Default for ModelsConfig {
     fn default() -> Self {
-        ModelsConfig { dir: callfunnel_ai::models::ModelPaths::default_root() }
+        ModelsConfig { dir: callfunnel_ai::models::ModelPaths::default_root(), whisper_threads: 2 }
     }
 }
 

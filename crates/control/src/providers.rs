@@ -25,12 +25,12 @@ pub struct LocalModels {
 
 impl LocalModels {
     /// Loads every model (blocking: call from `spawn_blocking`).
-    pub fn load(paths: &ModelPaths) -> anyhow::Result<LocalModels> {
+    pub fn load(paths: &ModelPaths, whisper_threads: usize) -> anyhow::Result<LocalModels> {
         ort_env::init(paths)?;
         Ok(LocalModels {
             vad: Arc::new(SileroVadFactory::load(paths)?),
             turn: Some(Arc::new(SmartTurn::load(paths)?)),
-            stt: Arc::new(WhisperStt::load(paths)?),
+            stt: Arc::new(WhisperStt::load_with_threads(paths, whisper_threads)?),
             tts: Arc::new(PiperTts::load(paths)?),
             embedder: Arc::new(MiniLm::load(paths)?),
         })
@@ -40,14 +40,15 @@ impl LocalModels {
 /// Provider registry for the server: local models plus one brain per agent.
 pub struct ProviderHub {
     paths: ModelPaths,
+    whisper_threads: usize,
     agents_dir: PathBuf,
     models: OnceCell<LocalModels>,
     brains: Mutex<HashMap<String, Arc<dyn Brain>>>,
 }
 
 impl ProviderHub {
-    pub fn new(paths: ModelPaths, agents_dir: PathBuf) -> Self {
-        ProviderHub { paths, agents_dir, models: OnceCell::new(), brains: Mutex::new(HashMap::new()) }
+    pub fn new(paths: ModelPaths, whisper_threads: usize, agents_dir: PathBuf) -> Self {
+        ProviderHub { paths, whisper_threads, agents_dir, models: OnceCell::new(), brains: Mutex::new(HashMap::new()) }
     }
 
     pub fn models_loaded(&self) -> bool {
@@ -62,9 +63,9 @@ impl ProviderHub {
     pub async fn models(&self) -> anyhow::Result<LocalModels> {
         self.models
             .get_or_try_init(|| async {
-                let paths = self.paths.clone();
+                let (paths, threads) = (self.paths.clone(), self.whisper_threads);
                 let t = std::time::Instant::now();
-                let m = tokio::task::spawn_blocking(move || LocalModels::load(&paths)).await??;
+                let m = tokio::task::spawn_blocking(move || LocalModels::load(&paths, threads)).await??;
                 tracing::info!(ms = t.elapsed().as_millis() as u64, "local models loaded");
                 Ok(m)
             })

@@ -59,6 +59,7 @@ impl SpeechToText for ScriptedStt {
             while let Some(i) = in_rx.recv().await {
                 match i {
                     SttInput::Audio(a) => samples += a.len(),
+                    SttInput::Prepare => {}
                     SttInput::Finalize => {
                         tokio::time::sleep(delay).await;
                         let text = lines.get(n).cloned().unwrap_or_else(|| format!("utterance of {} ms", samples * 1000 / cfg.sample_rate as usize));

@@ -17,19 +17,27 @@ const MAX_SECONDS: usize = 30;
 
 pub struct WhisperStt {
     ctx: Arc<WhisperContext>,
+    threads: i32,
 }
 
 impl WhisperStt {
+    /// Loads the model with one decoder thread per utterance.
     pub fn load(paths: &ModelPaths) -> Result<Self> {
+        Self::load_with_threads(paths, 1)
+    }
+
+    /// `threads` per decode: 2 halves latency for a single call on a 2-core box; 1 keeps many
+    /// concurrent calls from contending (whisper.cpp's threads busy-wait).
+    pub fn load_with_threads(paths: &ModelPaths, threads: usize) -> Result<Self> {
         let model = paths.whisper()?;
         whisper_rs::install_logging_hooks();
         let ctx = WhisperContext::new_with_params(&model, ctx_params()).map_err(|e| AiError::inference("whisper", format!("{}: {e}", model.display())))?;
-        Ok(WhisperStt { ctx: Arc::new(ctx) })
+        Ok(WhisperStt { ctx: Arc::new(ctx), threads: threads.clamp(1, 8) as i32 })
     }
 
     /// Transcribes 16 kHz mono audio (blocking).
     pub fn transcribe(&self, audio: &[f32], language: &str) -> Result<(String, f32)> {
-        transcribe(&self.ctx, audio, language)
+        transcribe(&self.ctx, audio, language, self.threads)
     }
 }
 
@@ -41,14 +49,14 @@ fn ctx_params() -> WhisperContextParameters<'static> {
     p
 }
 
-fn transcribe(ctx: &WhisperContext, audio: &[f32], language: &str) -> Result<(String, f32)> {
+fn transcribe(ctx: &WhisperContext, audio: &[f32], language: &str, threads: i32) -> Result<(String, f32)> {
     if audio.len() < 1600 {
         return Ok((String::new(), 0.0));
     }
     let err = |e: whisper_rs::WhisperError| AiError::inference("whisper", e);
     let mut state = ctx.create_state().map_err(err)?;
     let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-    p.set_n_threads(1);
+    p.set_n_threads(threads);
     p.set_language(Some(language));
     p.set_no_context(true);
     p.set_no_timestamps(true);
@@ -133,14 +141,21 @@ impl SpeechToText for WhisperStt {
     async fn open(&self, config: SttConfig) -> Result<SttStream> {
         let (in_tx, mut in_rx) = mpsc::channel::<SttInput>(256);
         let (ev_tx, ev_rx) = mpsc::channel(16);
-        let ctx = self.ctx.clone();
+        let (ctx, threads) = (self.ctx.clone(), self.threads);
         let language = language_code(&config.language);
         let mut resampler = Resampler::new(config.sample_rate, 16000);
         tokio::spawn(async move {
             let mut buf: Vec<f32> = Vec::new();
+            // A decode started at a pause, valid while no more audio arrives.
+            let mut early: Option<tokio::task::JoinHandle<Result<(String, f32)>>> = None;
+            let decode = |audio: Vec<f32>| {
+                let (ctx, lang) = (ctx.clone(), language.clone());
+                tokio::task::spawn_blocking(move || transcribe(&ctx, &audio, &lang, threads))
+            };
             while let Some(input) = in_rx.recv().await {
                 match input {
                     SttInput::Audio(pcm) => {
+                        early = None; // the caller went on: that transcript is stale
                         let x: Vec<f32> = pcm.iter().map(|&s| s as f32 / 32768.0).collect();
                         buf.extend(resampler.process(&x));
                         let max = MAX_SECONDS * 16000;
@@ -148,21 +163,29 @@ impl SpeechToText for WhisperStt {
                             buf.drain(..buf.len() - max);
                         }
                     }
+                    SttInput::Prepare => {
+                        if early.is_none() && !buf.is_empty() {
+                            early = Some(decode(buf.clone()));
+                        }
+                    }
                     SttInput::Finalize => {
                         let audio = std::mem::take(&mut buf);
-                        let (ctx, lang) = (ctx.clone(), language.clone());
-                        let ev = match tokio::task::spawn_blocking(move || transcribe(&ctx, &audio, &lang)).await {
-                            Ok(Ok((text, confidence))) => SttEvent::Final { text, confidence, flushed: true },
+                        let job = match early.take() {
+                            Some(job) => job,
+                            None => decode(audio),
+                        };
+                        let (text, confidence) = match job.await {
+                            Ok(Ok(r)) => r,
                             Ok(Err(e)) => {
                                 tracing::error!(error = %e, "whisper failed");
-                                SttEvent::Final { text: String::new(), confidence: 0.0, flushed: true }
+                                (String::new(), 0.0)
                             }
                             Err(e) => {
                                 tracing::error!(error = %e, "whisper task failed");
-                                SttEvent::Final { text: String::new(), confidence: 0.0, flushed: true }
+                                (String::new(), 0.0)
                             }
                         };
-                        if ev_tx.send(ev).await.is_err() {
+                        if ev_tx.send(SttEvent::Final { text, confidence, flushed: true }).await.is_err() {
                             return;
                         }
                     }
@@ -203,6 +226,7 @@ mod tests {
                 s.input.send(SttInput::Audio(chunk.to_vec())).await.unwrap();
             }
             let t = std::time::Instant::now();
+            s.input.send(SttInput::Prepare).await.unwrap();
             s.input.send(SttInput::Finalize).await.unwrap();
             let SttEvent::Final { text: got, flushed, .. } = s.events.recv().await.unwrap() else { panic!() };
             eprintln!("whisper: {got:?} in {:?}", t.elapsed());

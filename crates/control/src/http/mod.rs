@@ -36,7 +36,7 @@ impl AppState {
             "memory" => Arc::new(MemoryTimeline::default()),
             _ => Arc::new(FileTimeline::open(config.data.dir.join("timelines"))?),
         };
-        let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.agents.dir.clone()));
+        let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.models.whisper_threads, config.agents.dir.clone()));
         let registry = Arc::new(CallRegistry::default());
         let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), registry: registry.clone(), shutdown: shutdown.clone() });
         Ok(AppState { config: Arc::new(config), hub, store, registry, calls, shutdown })

@@ -29,7 +29,7 @@ impl Default for TurnConfig {
             vad_start: 0.5,
             vad_stop: 0.35,
             min_speech_ms: 64,
-            pause_ms: 200,
+            pause_ms: 500,
             max_pause_ms: 1200,
             no_model_pause_ms: 700,
             min_barge_in_ms: 320,

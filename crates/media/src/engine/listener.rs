@@ -18,6 +18,8 @@ use super::turn::{EndBy, TurnSignal, TurnTaker};
 use super::CarrierIn;
 
 const RATE: u32 = 8000;
+/// Audio resent to STT when speech resumes after a pause (200 ms).
+const RESUME_LEAD: usize = 1600;
 /// The end-of-turn model looks at the last 8 s.
 const TURN_AUDIO_MAX: usize = 8 * RATE as usize;
 
@@ -79,11 +81,13 @@ impl Listener {
         while b.preroll.len() > preroll_max {
             b.preroll.pop_front();
         }
-        if b.forwarding {
+        if self.taker.in_turn() {
             b.turn_audio.extend(pcm.iter().copied());
             while b.turn_audio.len() > TURN_AUDIO_MAX {
                 b.turn_audio.pop_front();
             }
+        }
+        if b.forwarding {
             if self.stt.send(SttInput::Audio(pcm.clone())).await.is_err() {
                 tracing::warn!("STT stream closed");
             }
@@ -119,8 +123,18 @@ impl Listener {
                 ListenerEvent::SpeechStarted
             }
             TurnSignal::SpeechSustained { .. } => ListenerEvent::SpeechSustained,
-            TurnSignal::Resumed => ListenerEvent::Resumed,
+            TurnSignal::Resumed => {
+                // Speech is back: STT gets it again, with a little lead-in.
+                b.forwarding = true;
+                let lead: Vec<i16> = b.preroll.iter().rev().take(RESUME_LEAD).rev().copied().collect();
+                let _ = self.stt.send(SttInput::Audio(lead)).await;
+                ListenerEvent::Resumed
+            }
             TurnSignal::Paused { seq, .. } => {
+                // The pause is silence: STT need not hear (and decode) it, and may start
+                // transcribing while the end-of-turn model decides.
+                b.forwarding = false;
+                let _ = self.stt.send(SttInput::Prepare).await;
                 if let Some(det) = self.detector.clone() {
                     let audio: Vec<f32> = b.turn_audio.iter().map(|&s| s as f32 / 32768.0).collect();
                     let tx = pred_tx.clone();

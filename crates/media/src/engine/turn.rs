@@ -163,7 +163,7 @@ mod tests {
         let s = feed(&mut t, 0.9, 640);
         assert_eq!(s[0], TurnSignal::SpeechStarted { at_ms: 0 });
         assert!(matches!(s[1], TurnSignal::SpeechSustained { .. }));
-        let s = feed(&mut t, 0.1, 224);
+        let s = feed(&mut t, 0.1, 512);
         let TurnSignal::Paused { seq, speech_end_ms } = s[0] else { panic!("{s:?}") };
         assert_eq!(speech_end_ms, 640);
         assert_eq!(t.on_prediction(seq, true), Some(TurnSignal::TurnEnded { speech_end_ms: 640, by: EndBy::Model }));
@@ -174,7 +174,7 @@ mod tests {
     fn incomplete_pause_waits_and_resumes() {
         let mut t = TurnTaker::new(TurnConfig::default(), true);
         feed(&mut t, 0.9, 320);
-        let s = feed(&mut t, 0.0, 224);
+        let s = feed(&mut t, 0.0, 512);
         let TurnSignal::Paused { seq, .. } = s[0] else { panic!() };
         assert_eq!(t.on_prediction(seq, false), None);
         assert_eq!(feed(&mut t, 0.9, 96), vec![TurnSignal::Resumed]);
