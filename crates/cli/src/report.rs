@@ -35,6 +35,8 @@ pub struct DemoReport {
     pub barge_in: Option<BargeIn>,
     pub recording: Option<String>,
     pub ended: Value,
+    /// The server's whole timeline of the call.
+    pub timeline: Vec<TimelineEvent>,
 }
 
 fn turn_of(e: &TimelineEvent) -> Option<u64> {
@@ -75,7 +77,7 @@ pub fn build(call_id: &str, lines: &[LineReport], events: &[TimelineEvent], reco
         full_text: e.data["full_text"].as_str().unwrap_or_default().to_string(),
     });
     let ended = events.iter().rev().find(|e| e.kind == "call_ended").map(|e| e.data.clone()).unwrap_or(Value::Null);
-    DemoReport { call_id: call_id.to_string(), greeting, turns, barge_in, recording, ended }
+    DemoReport { call_id: call_id.to_string(), greeting, turns, barge_in, recording, ended, timeline: events.to_vec() }
 }
 
 fn f(v: &Value, k: &str) -> String {

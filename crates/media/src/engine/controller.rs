@@ -47,6 +47,9 @@ pub struct Controller {
     backchannel: bool,
     speech_started_at: Option<Instant>,
     pending: VecDeque<PendingTranscript>,
+    /// Flushed transcripts not yet paired with their turn: STT may answer before the
+    /// listener's turn-ended event is seen (they travel on different channels).
+    finals: VecDeque<(String, Instant)>,
     parts: Vec<String>,
 }
 
@@ -92,7 +95,7 @@ impl Controller {
         let mut c = Controller {
             setup, providers, brain, rec, cancel: cancel.clone(), out: io.outbound, playout: playout_tx, speaker_tx,
             history: Vec::new(), agent: None, next_turn: 1, backchannel: false, speech_started_at: None,
-            pending: VecDeque::new(), parts: Vec::new(),
+            pending: VecDeque::new(), finals: VecDeque::new(), parts: Vec::new(),
         };
         c.start_turn(TurnInput::CallStarted, TurnTimes::default()).await;
         loop {
@@ -131,6 +134,7 @@ impl Controller {
                 let times = TurnTimes { speech_end: Some(speech_end), turn_decided: Some(decided), ..Default::default() };
                 self.pending.push_back(PendingTranscript { backchannel: self.backchannel, times });
                 self.backchannel = false;
+                self.pair_transcripts().await;
             }
             ListenerEvent::Dtmf(d) => {
                 self.rec.record("dtmf", json!({"digit": d.to_string()}));
@@ -154,21 +158,27 @@ impl Controller {
             return None;
         }
         let transcript = std::mem::take(&mut self.parts).join(" ");
-        let Some(mut p) = self.pending.pop_front() else {
-            tracing::warn!("STT flushed without a pending turn");
-            return None;
-        };
-        p.times.transcript = Some(Instant::now());
-        let stt_ms = p.times.transcript.zip(p.times.turn_decided).map(|(t, d)| t.saturating_duration_since(d).as_secs_f64() * 1000.0);
-        if p.backchannel || transcript.is_empty() {
-            self.rec.record("transcript_ignored", json!({"text": transcript, "backchannel": p.backchannel}));
-            return None;
-        }
-        self.rec.record("transcript", json!({"text": transcript, "stt_ms": stt_ms}));
-        self.history.push(Message { role: Role::User, text: transcript.clone(), interrupted: false });
-        self.interrupt_agent("new caller turn").await;
-        self.start_turn(TurnInput::UserSaid(transcript), p.times).await;
+        self.finals.push_back((transcript, Instant::now()));
+        self.pair_transcripts().await;
         None
+    }
+
+    /// Pairs each ended caller turn with its flushed transcript, in order, and answers it.
+    async fn pair_transcripts(&mut self) {
+        while !self.pending.is_empty() && !self.finals.is_empty() {
+            let (Some(mut p), Some((transcript, at))) = (self.pending.pop_front(), self.finals.pop_front()) else { return };
+            let decided = p.times.turn_decided.unwrap_or(at);
+            p.times.transcript = Some(at.max(decided));
+            let stt_ms = at.saturating_duration_since(decided).as_secs_f64() * 1000.0;
+            if p.backchannel || transcript.is_empty() {
+                self.rec.record("transcript_ignored", json!({"text": transcript, "backchannel": p.backchannel}));
+                continue;
+            }
+            self.rec.record("transcript", json!({"text": transcript, "stt_ms": stt_ms}));
+            self.history.push(Message { role: Role::User, text: transcript.clone(), interrupted: false });
+            self.interrupt_agent("new caller turn").await;
+            self.start_turn(TurnInput::UserSaid(transcript), p.times).await;
+        }
     }
 
     fn on_speaker(&mut self, ev: SpeakerEvent) -> Option<CallEnd> {
@@ -179,6 +189,7 @@ impl Controller {
             }
             SpeakerEvent::FirstAudio { turn, at } if current(turn, &self.agent) => {
                 self.agent.as_mut()?.times.first_audio = Some(at);
+                self.record_latency();
             }
             SpeakerEvent::Brain { turn, event } if current(turn, &self.agent) => match event {
                 BrainEvent::Action(a) => {
@@ -205,12 +216,8 @@ impl Controller {
     async fn on_playout(&mut self, ev: PlayoutEvent) -> Option<CallEnd> {
         match ev {
             PlayoutEvent::FirstByte { turn, at } => {
-                let a = self.agent.as_mut().filter(|a| a.id == turn)?;
-                a.times.first_byte = Some(at);
-                if let (false, Some(l)) = (a.latency_recorded, a.times.latency()) {
-                    a.latency_recorded = true;
-                    self.rec.record("turn_latency", json!({"turn": turn, "latency_ms": l, "engine_overhead_ms": l.engine_overhead()}));
-                }
+                self.agent.as_mut().filter(|a| a.id == turn)?.times.first_byte = Some(at);
+                self.record_latency();
             }
             PlayoutEvent::Finished { turn, text } => {
                 let a = self.agent.take_if(|a| a.id == turn)?;
@@ -229,6 +236,16 @@ impl Controller {
             }
         }
         None
+    }
+
+    /// Records the turn's latency once every stage has reported (stage events travel on
+    /// different channels, so the last one to arrive records it).
+    fn record_latency(&mut self) {
+        let Some(a) = self.agent.as_mut() else { return };
+        if let (false, Some(l)) = (a.latency_recorded, a.times.latency()) {
+            a.latency_recorded = true;
+            self.rec.record("turn_latency", json!({"turn": a.id, "latency_ms": l, "engine_overhead_ms": l.engine_overhead()}));
+        }
     }
 
     /// The caller talked over the agent long enough: stop speaking, keep only what was heard.

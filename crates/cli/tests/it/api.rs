@@ -1,0 +1,54 @@
+//! The server's HTTP side: TwiML, health, the call API and its coded errors.
+
+use callfunnel_control::{Config, Server};
+use tokio_util::sync::CancellationToken;
+
+async fn start() -> (Server, CancellationToken) {
+    let mut cfg = Config::default();
+    cfg.server.listen = ([127, 0, 0, 1], 0).into();
+    cfg.server.public_host = "voice.example.com".into();
+    cfg.server.preload_models = false;
+    cfg.data.timeline = "memory".into();
+    let stop = CancellationToken::new();
+    (Server::start(cfg, stop.clone()).await.unwrap(), stop)
+}
+
+#[tokio::test]
+async fn twiml_health_and_call_api() {
+    let (s, stop) = start().await;
+    let base = format!("http://{}", s.addr);
+    let http = reqwest::Client::new();
+
+    let r = http
+        .post(format!("{base}/twilio/voice"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("CallSid=CA0123456789abcdef0123456789abcdef&From=%2B15550100&To=%2B15550199&Direction=inbound")
+        .send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/xml"));
+    let xml = r.text().await.unwrap();
+    assert!(xml.contains(r#"<Stream url="wss://voice.example.com/twilio/media/CA0123456789abcdef0123456789abcdef">"#), "{xml}");
+    assert!(xml.contains(r#"<Parameter name="from" value="+15550100"/>"#), "{xml}");
+    let after = http.post(format!("{base}/twilio/after/CA0123456789abcdef0123456789abcdef")).send().await.unwrap().text().await.unwrap();
+    assert!(after.contains("<Hangup/>"));
+
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().text().await.unwrap(), "ok");
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "models are fetched by `make test`");
+
+    let e: serde_json::Value = http.get(format!("{base}/api/calls/nobody/timeline")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(e["code"], "call_not_found");
+    let r = http.get(format!("{base}/api/calls/bad..id/timeline")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "invalid_call_id");
+    let r = http.get(format!("{base}/api/calls?limit=0")).send().await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "invalid_limit");
+    let r = http.get(format!("{base}/twilio/media/c1")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "websocket_required");
+    let calls: serde_json::Value = http.get(format!("{base}/api/calls/active")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(calls["calls"].as_array().unwrap().len(), 0);
+
+    stop.cancel();
+    s.task.await.unwrap().unwrap();
+}

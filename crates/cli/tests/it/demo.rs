@@ -1,0 +1,65 @@
+//! The offline demo call end to end with every real model: Silero VAD, Smart Turn, Whisper,
+//! MiniLM + the clinic rule-book, Piper; over the real Twilio WebSocket with the simulated caller.
+
+use std::process::Command;
+
+#[test]
+fn offline_demo_call_hears_answers_barges_in_and_books() {
+    let dir = std::env::temp_dir().join(format!("cf-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rec = dir.join("call.wav");
+    let out = Command::new(env!("CARGO_BIN_EXE_callfunnel"))
+        .args(["demo", "--json", "--no-fetch", "--record"])
+        .arg(&rec)
+        .env("CALLFUNNEL_LOG_LEVEL", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    let turns = r["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 6, "{r:#}");
+    let heard = |i: usize| turns[i]["agent_heard"].as_str().unwrap().to_lowercase();
+    let said = |i: usize| turns[i]["agent_said"].as_str().unwrap().to_string();
+
+    // What STT heard of the caller (Whisper on 8 kHz espeak audio: key words, not every word).
+    assert!(heard(0).contains("opening"), "{}", heard(0));
+    assert!(heard(1).contains("book") && heard(1).contains("appointment"), "{}", heard(1));
+    assert!(heard(2).contains("name is"), "{}", heard(2));
+    assert!(heard(3).contains("tomorrow"), "{}", heard(3));
+    assert!(heard(5).contains("goodbye") || heard(5).contains("bye"), "{}", heard(5));
+
+    // The agent answered the hours, was cut off there, then ran the booking flow.
+    assert!(said(0).starts_with("We're open"), "{}", said(0));
+    assert_eq!(turns[0]["interrupted"], true);
+    assert_eq!(said(1), "Sure. Can I have your name, please?");
+    assert_eq!(said(2), "What day would suit you?");
+    // The name is whatever Whisper made of "Priya Shah"; the date and time are exact.
+    assert!(said(3).starts_with("So that's ") && said(3).contains(" at 3 PM. Shall I book it?"), "{}", said(3));
+    assert!(said(4).starts_with("You're all set, "), "{}", said(4));
+    let booked = r["timeline"].as_array().unwrap().iter().find(|e| e["kind"] == "tool_called").expect("booking tool not called");
+    assert_eq!(booked["data"]["ok"], true);
+    assert!(said(5).contains("Goodbye"), "{}", said(5));
+
+    // Barge-in: clear sent soon after the caller started; history truncated to what was heard.
+    let b = &r["barge_in"];
+    assert_eq!(b["history_truncated"], true, "{b}");
+    let clear_ms = b["clear_sent_ms"].as_u64().unwrap();
+    assert!((300..1500).contains(&clear_ms), "clear after {clear_ms} ms");
+    let (h, full) = (b["heard"].as_str().unwrap(), b["full_text"].as_str().unwrap());
+    assert!(!h.is_empty() && full.starts_with(h) && h.len() < full.len(), "{h:?} / {full:?}");
+    assert_eq!(said(0), h, "the interrupted turn keeps only what was heard");
+
+    // Latency recorded per stage for the answered turns.
+    let lat: Vec<&serde_json::Value> = turns.iter().filter_map(|t| t["latency_ms"].as_object().map(|_| &t["latency_ms"])).collect();
+    assert_eq!(lat.len(), 6, "every answered turn has its latency: {r:#}");
+    for l in lat {
+        for k in ["end_of_turn", "stt", "brain_first_token", "tts_first_audio", "total"] {
+            assert!(l[k].as_f64().is_some_and(|v| v >= 0.0), "{k} missing in {l}");
+        }
+    }
+    assert_eq!(r["ended"]["end"], "agent_ended");
+    assert_eq!(r["recording"].as_str(), Some(rec.to_str().unwrap()));
+    assert!(std::fs::metadata(&rec).unwrap().len() > 500_000, "recording too short");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the `callfunnel` binary and server (one test binary for the crate).
+
+mod api;
+mod cli;
+mod demo;
