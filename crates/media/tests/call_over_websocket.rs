@@ -100,7 +100,15 @@ async fn barge_in_truncates_history_and_the_agent_ends_the_call() {
     assert!(std::fs::metadata(&rec).unwrap().len() > 100_000);
     let _ = std::fs::remove_file(&rec);
 
-    let tl = store.timeline("good1").await.unwrap();
+    // The stream closes before the engine writes `call_ended`: wait for it.
+    let mut tl = Vec::new();
+    for _ in 0..100 {
+        tl = store.timeline("good1").await.unwrap();
+        if tl.last().is_some_and(|e| e.kind == "call_ended") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let kinds: Vec<&str> = tl.iter().map(|e| e.kind.as_str()).collect();
     let transcripts: Vec<&str> = tl.iter().filter(|e| e.kind == "transcript").map(|e| e.data["text"].as_str().unwrap()).collect();
     assert_eq!(transcripts, ["what are your opening hours", "i want to book an appointment please", "goodbye"], "{kinds:?}");

@@ -108,17 +108,34 @@ fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: reason.into() }))
 }
 
+enum Frame {
+    Text(String),
+    /// The stream ended, for this reason.
+    Ended(&'static str),
+}
+
+/// The next text frame (pings skipped); binary frames break the protocol.
+async fn next_text<S>(stream: &mut S) -> Result<Frame, ProtocolError>
+where
+    S: futures::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    loop {
+        return match stream.next().await {
+            Some(Ok(Message::Text(t))) => Ok(Frame::Text(t.to_string())),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => Err(ProtocolError::Malformed("binary frame".into())),
+            Some(Ok(Message::Close(_))) => Ok(Frame::Ended("closed by carrier")),
+            Some(Err(_)) | None => Ok(Frame::Ended("connection lost")),
+        };
+    }
+}
+
 async fn wait_for_start<S>(stream: &mut S, validator: &mut StreamValidator) -> Result<StartInfo, StreamError>
 where
     S: futures::Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
-    while let Some(msg) = stream.next().await {
-        let text = match msg {
-            Ok(Message::Text(t)) => t,
-            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-            Ok(Message::Binary(_)) => return Err(ProtocolError::Malformed("binary frame".into()).into()),
-            Ok(Message::Close(_)) | Err(_) => return Err(StreamError::ClosedBeforeStart),
-        };
+    loop {
+        let Frame::Text(text) = next_text(stream).await? else { return Err(StreamError::ClosedBeforeStart) };
         let msg = protocol::parse(&text)?;
         validator.check(&msg)?;
         match msg {
@@ -127,7 +144,6 @@ where
             other => return Err(ProtocolError::BeforeStart { got: other.name() }.into()),
         }
     }
-    Err(StreamError::ClosedBeforeStart)
 }
 
 /// Reads until `stop`, close or a protocol violation. Ok carries the ordinary reason.
@@ -135,13 +151,10 @@ async fn read_loop<S>(stream: &mut S, validator: &mut StreamValidator, tx: &mpsc
 where
     S: futures::Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
-    while let Some(msg) = stream.next().await {
-        let text = match msg {
-            Ok(Message::Text(t)) => t,
-            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-            Ok(Message::Binary(_)) => return Err(ProtocolError::Malformed("binary frame".into())),
-            Ok(Message::Close(_)) => return Ok("closed by carrier"),
-            Err(_) => return Ok("connection lost"),
+    loop {
+        let text = match next_text(stream).await? {
+            Frame::Text(t) => t,
+            Frame::Ended(why) => return Ok(why),
         };
         let msg = protocol::parse(&text)?;
         validator.check(&msg)?;
@@ -162,5 +175,4 @@ where
             return Ok("call ended");
         }
     }
-    Ok("connection lost")
 }
