@@ -10,6 +10,7 @@ pub mod traits;
 pub mod text;
 pub mod local;
 pub mod rulebook;
+pub mod cloud;
 
 pub use error::{AiError, Result};
 pub use traits::*;

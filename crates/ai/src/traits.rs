@@ -141,6 +141,22 @@ pub enum BrainEvent {
     Action(CallAction),
     /// A recognised intent (for the timeline / analytics).
     Intent { name: String, score: f32 },
+    /// What a provider billed for this turn (one event per provider request).
+    Usage(ProviderUsage),
+    /// The turn failed (provider down, invalid output). Text already sent stands; the channel
+    /// closes after this event.
+    Failed(String),
+}
+
+/// Units a provider billed: LLM tokens (cache reads and writes counted apart).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderUsage {
+    pub provider: String,
+    pub model: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_creation_input_tokens: u64,
 }
 
 /// Facts about the call a brain may use.

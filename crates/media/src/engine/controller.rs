@@ -198,6 +198,11 @@ impl Controller {
                 }
                 BrainEvent::Intent { name, score } => self.rec.record("intent", json!({"turn": turn, "name": name, "score": score})),
                 BrainEvent::ToolCalled { name, ok, detail } => self.rec.record("tool_called", json!({"turn": turn, "name": name, "ok": ok, "detail": detail})),
+                BrainEvent::Usage(u) => self.rec.record("brain_usage", json!({"turn": turn, "usage": u})),
+                BrainEvent::Failed(error) => {
+                    tracing::warn!(call_id = %self.setup.call_id, turn, %error, "brain failed mid-turn");
+                    self.rec.record("brain_failed", json!({"turn": turn, "error": error}));
+                }
                 BrainEvent::Text(_) => {}
             },
             SpeakerEvent::Synthesized { turn, text } => self.rec.record("agent_reply_synthesized", json!({"turn": turn, "text": text})),

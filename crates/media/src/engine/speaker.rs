@@ -53,9 +53,7 @@ impl Speaker {
                             first_token = false;
                             let _ = self.events.send(SpeakerEvent::FirstToken { turn, at: Instant::now() }).await;
                         }
-                        if !text.is_empty() && !text.ends_with(' ') && !t.starts_with(' ') {
-                            text.push(' ');
-                        }
+                        // pieces carry their own spacing (LLM tokens, rule-book phrases)
                         text.push_str(&t);
                         tts_in.send(TtsInput::Text(t)).await.map_err(|_| "TTS stream closed".to_string())?;
                     }

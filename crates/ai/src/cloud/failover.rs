@@ -1,0 +1,133 @@
+//! Failover: ordered provider chains per capability behind the same traits, with a circuit
+//! breaker per provider so new calls skip one that keeps failing. A handshake failure, a
+//! timeout, an error status or a dropped stream moves the call to the next provider mid-call:
+//! STT replays the audio of the unfinished utterance, TTS re-sends the text not yet spoken,
+//! a brain turn that failed before saying anything is asked of the next brain.
+
+mod brain;
+mod stt;
+mod tts;
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+pub use brain::BrainChain;
+pub use stt::SttChain;
+pub use tts::TtsChain;
+
+static FAILOVERS: LazyLock<Mutex<BTreeMap<String, u64>>> = LazyLock::new(Default::default);
+
+/// Logs and counts one failover (`capability`: `stt`, `tts`, `brain`, `anthropic`, ...).
+pub fn count_failover(capability: &str, from: &str, to: &str) {
+    tracing::warn!(capability, from, to, "provider failover");
+    *FAILOVERS.lock().entry(format!("{capability}:{from}->{to}")).or_default() += 1;
+}
+
+/// Failovers so far, keyed `capability:from->to` (for metrics and tests).
+pub fn failover_counts() -> BTreeMap<String, u64> {
+    FAILOVERS.lock().clone()
+}
+
+/// A circuit breaker: after `threshold` consecutive failures the provider is skipped for
+/// `cooldown`; then one call may try it (half-open) and a success closes it again.
+pub struct Breaker {
+    pub name: String,
+    threshold: u32,
+    cooldown: Duration,
+    state: Mutex<BreakerState>,
+}
+
+#[derive(Default)]
+struct BreakerState {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+impl Breaker {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self::with(name, 3, Duration::from_secs(30))
+    }
+
+    pub fn with(name: impl Into<String>, threshold: u32, cooldown: Duration) -> Self {
+        Breaker { name: name.into(), threshold: threshold.max(1), cooldown, state: Mutex::new(BreakerState::default()) }
+    }
+
+    /// May a new call use this provider?
+    pub fn allow(&self) -> bool {
+        let mut s = self.state.lock();
+        match s.open_until {
+            Some(t) if Instant::now() < t => false,
+            Some(_) => {
+                // half-open: let this one through, and keep others out until it reports
+                s.open_until = Some(Instant::now() + self.cooldown);
+                true
+            }
+            None => true,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.state.lock().open_until.is_some_and(|t| Instant::now() < t)
+    }
+
+    pub fn success(&self) {
+        let mut s = self.state.lock();
+        s.failures = 0;
+        s.open_until = None;
+    }
+
+    pub fn failure(&self) {
+        let mut s = self.state.lock();
+        s.failures += 1;
+        if s.failures >= self.threshold {
+            if s.open_until.is_none() {
+                tracing::warn!(provider = %self.name, failures = s.failures, cooldown_s = self.cooldown.as_secs(), "circuit open: new calls skip this provider");
+            }
+            s.open_until = Some(Instant::now() + self.cooldown);
+        }
+    }
+}
+
+/// The order to try members in: allowed ones first (in configured order), then the rest (a
+/// call still gets a provider when every breaker is open).
+fn order(breakers: &[&Breaker]) -> Vec<usize> {
+    let mut allowed: Vec<usize> = Vec::new();
+    let mut rest = Vec::new();
+    for (i, b) in breakers.iter().enumerate() {
+        if b.allow() { allowed.push(i) } else { rest.push(i) }
+    }
+    allowed.extend(rest);
+    allowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn breaker_opens_half_opens_and_closes() {
+        let b = Breaker::with("x", 2, Duration::from_secs(10));
+        assert!(b.allow());
+        b.failure();
+        assert!(b.allow(), "one failure is not enough");
+        b.failure();
+        assert!(!b.allow() && b.is_open());
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(b.allow(), "half-open trial");
+        assert!(!b.allow(), "only one trial at a time");
+        b.success();
+        assert!(b.allow() && !b.is_open());
+    }
+
+    #[test]
+    fn order_puts_open_breakers_last() {
+        let a = Breaker::with("a", 1, Duration::from_secs(60));
+        let b = Breaker::new("b");
+        a.failure();
+        assert_eq!(order(&[&a, &b]), vec![1, 0]);
+    }
+}
