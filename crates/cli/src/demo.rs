@@ -64,7 +64,7 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
     eprintln!("loading models ...");
     let t = std::time::Instant::now();
     server.state.hub.models().await?;
-    server.state.hub.brain(&agent).await?;
+    server.state.hub.brain(&server.state.config.agents.default_tenant, &agent).await?;
     eprintln!("models loaded in {:.1} s; placing the call (real time, about a minute) ...", t.elapsed().as_secs_f64());
 
     let call_id = format!("demo-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());

@@ -85,17 +85,18 @@ impl CallHandler for Calls {
         let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         self.registry.active.lock().insert(call_id.clone(), ActiveCall { call_id: call_id.clone(), tenant_id: ctx.tenant_id.clone(), agent_id: ctx.agent_id.clone(), started_unix_ms: unix });
         tracing::info!(call_id, tenant_id = %ctx.tenant_id, agent_id = %ctx.agent_id, call_sid = %start.call_sid, "call started");
-        let end = match self.hub.for_agent(&ctx.agent_id).await {
-            Ok(providers) => {
+        let end = match self.hub.for_call(&ctx.tenant_id, &ctx.agent_id, &agents.voice, &agents.language).await {
+            Ok(cp) => {
+                let context = CallContext { language: cp.language.clone(), ..ctx.clone() };
                 let setup = CallSetup {
                     call_id: call_id.clone(),
-                    context: ctx.clone(),
+                    context,
                     turn: self.config.turn.clone(),
                     playout: self.config.playout.clone(),
-                    stt: SttConfig { language: ctx.language.clone(), sample_rate: 8000 },
-                    tts: TtsConfig { voice: agents.voice.clone(), language: ctx.language.clone(), sample_rate: 8000 },
+                    stt: SttConfig { language: cp.language.clone(), sample_rate: 8000 },
+                    tts: TtsConfig { voice: cp.voice, language: cp.language, sample_rate: 8000 },
                 };
-                engine::run_call(setup, providers, io, self.store.clone(), self.shutdown.clone()).await
+                engine::run_call(setup, cp.providers, io, self.store.clone(), self.shutdown.clone()).await
             }
             Err(e) => {
                 tracing::error!(call_id, error = %e, "cannot start call");

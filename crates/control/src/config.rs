@@ -9,6 +9,11 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use crate::provider_config::ProvidersConfig;
+
+/// `CALLFUNNEL_*` variables that are not configuration keys (keys, tool settings).
+const NOT_CONFIG: [&str; 10] = ["models_dir", "log_format", "log_level", "config", "sdk_venv", "deepgram_api_key", "anthropic_api_key", "cartesia_api_key", "sarvam_api_key", "voyage_api_key"];
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -18,6 +23,7 @@ pub struct Config {
     pub agents: AgentsConfig,
     pub turn: TurnConfig,
     pub playout: PlayoutConfig,
+    pub providers: ProvidersConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,6 +104,7 @@ impl Default for Config {
             agents: AgentsConfig::default(),
             turn: TurnConfig::default(),
             playout: PlayoutConfig::default(),
+            providers: ProvidersConfig::default(),
         }
     }
 }
@@ -112,13 +119,14 @@ impl Config {
             }
             fig = fig.merge(Toml::file(f));
         }
-        let cfg: Config = fig.merge(Env::prefixed("CALLFUNNEL_").split("__").ignore(&["models_dir", "log_format", "log_level", "config"])).extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let cfg: Config = fig.merge(Env::prefixed("CALLFUNNEL_").split("__").ignore(&NOT_CONFIG)).extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
         self.turn.validate().map_err(|e| anyhow::anyhow!("invalid [turn]: {e}"))?;
+        self.providers.validate().map_err(|e| anyhow::anyhow!("invalid [providers]: {e}"))?;
         if !matches!(self.data.timeline.as_str(), "file" | "memory") {
             anyhow::bail!("invalid [data] timeline `{}`: use `file` or `memory`", self.data.timeline);
         }

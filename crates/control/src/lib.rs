@@ -1,8 +1,10 @@
 //! Control plane: configuration, provider wiring, the HTTP/WebSocket server and its API.
 
+pub mod agents;
 pub mod calls;
 pub mod config;
 pub mod http;
+pub mod provider_config;
 pub mod providers;
 
 pub use config::Config;

@@ -3,14 +3,26 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 use std::sync::Arc;
 
 use callfunnel_ai::local::{minilm::MiniLm, ort_env, piper::PiperTts, silero::SileroVadFactory, smart_turn::SmartTurn, whisper::WhisperStt};
 use callfunnel_ai::models::ModelPaths;
-use callfunnel_ai::rulebook::{RuleBook, RuleBookBrain};
+use callfunnel_ai::cloud::anthropic::{AnthropicClient, ClaudeBrain};
+use callfunnel_ai::cloud::cartesia::{CartesiaConfig, CartesiaTts};
+use callfunnel_ai::cloud::deepgram::{DeepgramConfig, DeepgramStt};
+use callfunnel_ai::cloud::failover::{ApologyBrain, BrainChain, SttChain, TtsChain};
+use callfunnel_ai::cloud::sarvam::stt::SarvamSttConfig;
+use callfunnel_ai::cloud::sarvam::tts::SarvamTtsConfig;
+use callfunnel_ai::cloud::sarvam::{SarvamStt, SarvamTts};
+use callfunnel_ai::cloud::{Endpoint, SecretSource};
+use callfunnel_ai::rulebook::RuleBookBrain;
 use callfunnel_ai::{Brain, Embedder, SpeechToText, TextToSpeech, TurnDetector, VadFactory};
 use callfunnel_media::engine::Providers;
 use tokio::sync::{Mutex, OnceCell};
+
+use crate::agents::{AgentBrain, AgentFile, AgentProfile};
+use crate::provider_config::ProvidersConfig;
 
 /// The shared on-box models.
 #[derive(Clone)]
@@ -37,18 +49,48 @@ impl LocalModels {
     }
 }
 
-/// Provider registry for the server: local models plus one brain per agent.
+/// What one call runs on, and how the agent speaks.
+pub struct CallProviders {
+    pub providers: Providers,
+    pub voice: String,
+    pub language: String,
+}
+
+struct LoadedAgent {
+    profile: AgentProfile,
+    brain: Arc<dyn Brain>,
+}
+
+/// Provider registry for the server: the shared local models, one brain per agent, and cloud
+/// adapters and failover chains per tenant (built once, so circuit breakers and pooled
+/// connections are shared by that tenant's calls).
 pub struct ProviderHub {
     paths: ModelPaths,
     whisper_threads: usize,
     agents_dir: PathBuf,
+    config: ProvidersConfig,
+    secrets: Arc<dyn SecretSource>,
     models: OnceCell<LocalModels>,
-    brains: Mutex<HashMap<String, Arc<dyn Brain>>>,
+    agents: Mutex<HashMap<String, Arc<LoadedAgent>>>,
+    stt_chains: Mutex<HashMap<String, Arc<dyn SpeechToText>>>,
+    tts_chains: Mutex<HashMap<String, Arc<dyn TextToSpeech>>>,
 }
 
+const APOLOGY: &str = "I'm sorry, I'm having trouble right now. Could you say that again?";
+
 impl ProviderHub {
-    pub fn new(paths: ModelPaths, whisper_threads: usize, agents_dir: PathBuf) -> Self {
-        ProviderHub { paths, whisper_threads, agents_dir, models: OnceCell::new(), brains: Mutex::new(HashMap::new()) }
+    pub fn new(paths: ModelPaths, whisper_threads: usize, agents_dir: PathBuf, config: ProvidersConfig, secrets: Arc<dyn SecretSource>) -> Self {
+        ProviderHub {
+            paths,
+            whisper_threads,
+            agents_dir,
+            config,
+            secrets,
+            models: OnceCell::new(),
+            agents: Mutex::new(HashMap::new()),
+            stt_chains: Mutex::new(HashMap::new()),
+            tts_chains: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn models_loaded(&self) -> bool {
@@ -73,28 +115,142 @@ impl ProviderHub {
             .cloned()
     }
 
-    /// The rule-book brain of `agent_id` (`AGENTS_DIR/AGENT_ID.toml`), built once.
-    pub async fn brain(&self, agent_id: &str) -> anyhow::Result<Arc<dyn Brain>> {
+    /// A provider key of `tenant_id`, or a clear error naming the variables that provide it.
+    async fn endpoint(&self, tenant_id: &str, provider: &str, url: &str) -> anyhow::Result<Endpoint> {
+        match self.secrets.provider_key(tenant_id, provider).await? {
+            Some(key) => Ok(Endpoint::new(url, key)),
+            None => {
+                let up = provider.to_ascii_uppercase();
+                anyhow::bail!("no API key for `{provider}` (tenant `{tenant_id}`): set CALLFUNNEL_{up}_API_KEY or {up}_API_KEY")
+            }
+        }
+    }
+
+    /// The brain of `agent_id` (`AGENTS_DIR/AGENT_ID.toml`), built once per tenant and agent.
+    pub async fn brain(&self, tenant_id: &str, agent_id: &str) -> anyhow::Result<Arc<dyn Brain>> {
+        Ok(self.agent(tenant_id, agent_id).await?.brain.clone())
+    }
+
+    async fn agent(&self, tenant_id: &str, agent_id: &str) -> anyhow::Result<Arc<LoadedAgent>> {
         callfunnel_data::check_id(agent_id)?;
-        let mut brains = self.brains.lock().await;
-        if let Some(b) = brains.get(agent_id) {
-            return Ok(b.clone());
+        let key = format!("{tenant_id}/{agent_id}");
+        let mut agents = self.agents.lock().await;
+        if let Some(a) = agents.get(&key) {
+            return Ok(a.clone());
         }
         let path = self.agents_dir.join(format!("{agent_id}.toml"));
         if !path.exists() {
-            anyhow::bail!("unknown agent `{agent_id}`: no rule-book at {}", path.display());
+            anyhow::bail!("unknown agent `{agent_id}`: no agent file at {}", path.display());
         }
-        let book = RuleBook::from_file(&path)?;
-        let embedder = self.models().await?.embedder;
-        let brain: Arc<dyn Brain> = Arc::new(RuleBookBrain::new(book, Some(embedder)).await?);
-        brains.insert(agent_id.to_string(), brain.clone());
-        Ok(brain)
+        let file = AgentFile::load(&path)?;
+        let brain: Arc<dyn Brain> = match file.brain {
+            AgentBrain::RuleBook(book) => {
+                let embedder = self.models().await?.embedder;
+                Arc::new(RuleBookBrain::new(*book, Some(embedder)).await?)
+            }
+            AgentBrain::Llm(mut agent) => {
+                let c = &self.config.anthropic;
+                if let Some(m) = &c.model {
+                    agent.model = m.clone();
+                }
+                if agent.fallback_model.is_none() {
+                    agent.fallback_model = c.fallback_model.clone();
+                }
+                let client = AnthropicClient::new(self.endpoint(tenant_id, "anthropic", &c.url).await?);
+                Arc::new(BrainChain::new(vec![Arc::new(ClaudeBrain::new(client, *agent)), Arc::new(ApologyBrain(APOLOGY.into()))]))
+            }
+        };
+        let loaded = Arc::new(LoadedAgent { profile: file.profile, brain });
+        agents.insert(key, loaded.clone());
+        Ok(loaded)
     }
 
-    /// Everything a call of `agent_id` runs on.
-    pub async fn for_agent(&self, agent_id: &str) -> anyhow::Result<Providers> {
+    async fn stt_member(&self, tenant_id: &str, name: &str, local: &LocalModels) -> anyhow::Result<Arc<dyn SpeechToText>> {
+        let c = &self.config;
+        Ok(match name {
+            "local" => local.stt.clone(),
+            "deepgram" => Arc::new(DeepgramStt::new(self.endpoint(tenant_id, name, &c.deepgram.url).await?, DeepgramConfig { model: c.deepgram.model.clone(), ..Default::default() })),
+            "sarvam" => Arc::new(SarvamStt::new(self.endpoint(tenant_id, name, &c.sarvam.url).await?, SarvamSttConfig { model: c.sarvam.stt_model.clone(), mode: c.sarvam.stt_mode.clone(), ..Default::default() })),
+            other => anyhow::bail!("unknown speech-to-text provider `{other}`"),
+        })
+    }
+
+    async fn tts_member(&self, tenant_id: &str, name: &str, local: &LocalModels) -> anyhow::Result<Arc<dyn TextToSpeech>> {
+        let c = &self.config;
+        Ok(match name {
+            "local" => local.tts.clone(),
+            "cartesia" => Arc::new(CartesiaTts::new(self.endpoint(tenant_id, name, &c.cartesia.url).await?, CartesiaConfig { model: c.cartesia.model.clone(), default_voice: c.cartesia.voice.clone(), ..Default::default() })),
+            "sarvam" => Arc::new(SarvamTts::new(self.endpoint(tenant_id, name, &c.sarvam.url).await?, SarvamTtsConfig { model: c.sarvam.tts_model.clone(), default_speaker: c.sarvam.speaker.clone(), ..Default::default() })),
+            other => anyhow::bail!("unknown text-to-speech provider `{other}`"),
+        })
+    }
+
+    /// The STT chain `names` for a tenant: members without a key are left out (with a warning)
+    /// unless none is left.
+    async fn stt_chain(&self, tenant_id: &str, names: &[String], local: &LocalModels) -> anyhow::Result<Arc<dyn SpeechToText>> {
+        let key = format!("{tenant_id}|{}", names.join(","));
+        let mut chains = self.stt_chains.lock().await;
+        if let Some(c) = chains.get(&key) {
+            return Ok(c.clone());
+        }
+        let mut members = Vec::new();
+        let mut errors = Vec::new();
+        for n in names {
+            match self.stt_member(tenant_id, n, local).await {
+                Ok(m) => members.push(m),
+                Err(e) => {
+                    tracing::warn!(tenant_id, provider = %n, error = %e, "speech-to-text provider left out");
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        let chain: Arc<dyn SpeechToText> = match members.len() {
+            0 => anyhow::bail!("no speech-to-text provider available: {}", errors.join("; ")),
+            1 => members.remove(0),
+            _ => Arc::new(SttChain::new(members, Duration::from_millis(self.config.stt_finalize_timeout_ms))),
+        };
+        chains.insert(key, chain.clone());
+        Ok(chain)
+    }
+
+    async fn tts_chain(&self, tenant_id: &str, names: &[String], local: &LocalModels) -> anyhow::Result<Arc<dyn TextToSpeech>> {
+        let key = format!("{tenant_id}|{}", names.join(","));
+        let mut chains = self.tts_chains.lock().await;
+        if let Some(c) = chains.get(&key) {
+            return Ok(c.clone());
+        }
+        let mut members = Vec::new();
+        let mut errors = Vec::new();
+        for n in names {
+            match self.tts_member(tenant_id, n, local).await {
+                Ok(m) => members.push(m),
+                Err(e) => {
+                    tracing::warn!(tenant_id, provider = %n, error = %e, "text-to-speech provider left out");
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        let chain: Arc<dyn TextToSpeech> = match members.len() {
+            0 => anyhow::bail!("no text-to-speech provider available: {}", errors.join("; ")),
+            // a single provider still gets the chain: it retries a failed turn on a new context
+            _ => Arc::new(TtsChain::new(members, Duration::from_millis(self.config.tts_first_audio_timeout_ms))),
+        };
+        chains.insert(key, chain.clone());
+        Ok(chain)
+    }
+
+    /// Everything a call of `agent_id` for `tenant_id` runs on; `voice`/`language` are the
+    /// defaults when the agent's profile names none.
+    pub async fn for_call(&self, tenant_id: &str, agent_id: &str, voice: &str, language: &str) -> anyhow::Result<CallProviders> {
         let m = self.models().await?;
-        let brain = self.brain(agent_id).await?;
-        Ok(Providers { vad: m.vad, turn_detector: m.turn, stt: m.stt, brain, tts: m.tts })
+        let agent = self.agent(tenant_id, agent_id).await?;
+        let language = agent.profile.language.clone().unwrap_or_else(|| language.to_string());
+        let (stt_names, tts_names) = self.config.chains(&language);
+        let stt_names = agent.profile.stt.clone().unwrap_or(stt_names);
+        let tts_names = agent.profile.tts.clone().unwrap_or(tts_names);
+        let stt = self.stt_chain(tenant_id, &stt_names, &m).await?;
+        let tts = self.tts_chain(tenant_id, &tts_names, &m).await?;
+        let voice = agent.profile.voice.clone().unwrap_or_else(|| voice.to_string());
+        Ok(CallProviders { providers: Providers { vad: m.vad, turn_detector: m.turn, stt, brain: agent.brain.clone(), tts }, voice, language })
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-pub use brain::BrainChain;
+pub use brain::{ApologyBrain, BrainChain};
 pub use stt::SttChain;
 pub use tts::TtsChain;
 

@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 pub use error::ApiError;
 
 use crate::calls::{CallRegistry, Calls};
+use callfunnel_ai::cloud::{EnvSecrets, SecretSource};
+
 use crate::config::Config;
 use crate::providers::ProviderHub;
 
@@ -31,12 +33,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, shutdown: CancellationToken) -> anyhow::Result<AppState> {
+    pub fn new(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>) -> anyhow::Result<AppState> {
         let store: Arc<dyn TimelineStore> = match config.data.timeline.as_str() {
             "memory" => Arc::new(MemoryTimeline::default()),
             _ => Arc::new(FileTimeline::open(config.data.dir.join("timelines"))?),
         };
-        let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.models.whisper_threads, config.agents.dir.clone()));
+        let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.models.whisper_threads, config.agents.dir.clone(), config.providers.clone(), secrets));
         let registry = Arc::new(CallRegistry::default());
         let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), registry: registry.clone(), shutdown: shutdown.clone() });
         Ok(AppState { config: Arc::new(config), hub, store, registry, calls, shutdown })
@@ -63,9 +65,14 @@ pub struct Server {
 impl Server {
     /// Binds `config.server.listen` (port 0 picks a free port) and serves until `shutdown`.
     pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Server> {
+        Self::start_with(config, shutdown, Arc::new(EnvSecrets)).await
+    }
+
+    /// As [`Server::start`], with provider keys from `secrets`.
+    pub async fn start_with(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>) -> anyhow::Result<Server> {
         let listener = TcpListener::bind(config.server.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
         let addr = listener.local_addr()?;
-        let state = AppState::new(config, shutdown.clone())?;
+        let state = AppState::new(config, shutdown.clone(), secrets)?;
         if state.config.server.preload_models && state.hub.missing().is_empty() {
             let hub = state.hub.clone();
             tokio::spawn(async move {

@@ -107,3 +107,29 @@ impl BrainSession for ChainSession {
         Ok(rx)
     }
 }
+
+/// The last link of an LLM chain: when every model is down, say this (and keep the call) rather
+/// than go silent.
+pub struct ApologyBrain(pub String);
+
+#[async_trait]
+impl Brain for ApologyBrain {
+    fn name(&self) -> &'static str {
+        "apology"
+    }
+
+    async fn session(&self, _ctx: CallContext) -> Result<Box<dyn BrainSession>> {
+        Ok(Box::new(ApologySession(self.0.clone())))
+    }
+}
+
+struct ApologySession(String);
+
+#[async_trait]
+impl BrainSession for ApologySession {
+    async fn respond(&mut self, _input: TurnInput, _history: &[Message]) -> Result<mpsc::Receiver<BrainEvent>> {
+        let (tx, rx) = mpsc::channel(1);
+        let _ = tx.send(BrainEvent::Text(self.0.clone())).await;
+        Ok(rx)
+    }
+}
