@@ -3,6 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use callfunnel_ai::cloud::{EnvSecrets, SecretSource, StaticSecrets};
+use callfunnel_sim::{self as sim, Latency, Provider, SimConfig};
 
 use callfunnel_ai::models::{fetch, ModelPaths};
 use callfunnel_control::{Config, Server};
@@ -12,6 +16,26 @@ use tokio_util::sync::CancellationToken;
 /// The example agent and the demo caller, built in so the demo runs from any directory.
 pub const CLINIC_RULEBOOK: &str = include_str!("../../../agents/clinic.toml");
 pub const DEMO_SCRIPT: &str = include_str!("../../../assets/demo/clinic-call.toml");
+pub const CLINIC_LLM: &str = include_str!("../../../agents/clinic-llm.toml");
+
+/// The simulated LLM's replies to the demo caller, in order (the greeting is the agent's own).
+/// "book an appointment" makes the simulated model call the `book_appointment` tool, whose
+/// answer (from the demo's booking endpoint) it reads out.
+const LLM_REPLIES: [&str; 5] = [
+    "We're open weekdays from eight a.m. to six p.m., and on Saturdays from nine a.m. to one p.m. We're closed on Sundays. Is there anything else I can help you with?",
+    "Thank you, Priya. What day and time would suit you?",
+    "I can book you in tomorrow at three p.m. Shall I confirm that?",
+    "You're booked for tomorrow at three p.m. Is there anything else?",
+    "Thanks for calling Riverside Family Clinic. Goodbye!",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderMode {
+    /// On-box models: Whisper, the rule-book brain, Piper.
+    Local,
+    /// The cloud adapters (Deepgram, Claude, Cartesia) against locally started simulators.
+    Cloud,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,6 +51,9 @@ pub struct Args {
     /// Fail instead of fetching missing models.
     #[arg(long)]
     no_fetch: bool,
+    /// Which providers the call runs on.
+    #[arg(long, value_enum, default_value = "local")]
+    providers: ProviderMode,
 }
 
 pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
@@ -45,22 +72,47 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
         let p = paths.clone();
         tokio::task::spawn_blocking(move || fetch::fetch_all(&p, true)).await??;
     }
-    let agent = cfg.agents.default_agent.clone();
-    let _tmp_agents;
-    if !cfg.agents.dir.join(format!("{agent}.toml")).exists() {
-        let dir = std::env::temp_dir().join(format!("callfunnel-demo-agents-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(format!("{agent}.toml")), CLINIC_RULEBOOK)?;
-        cfg.agents.dir = dir.clone();
-        _tmp_agents = TempDir(dir);
-    }
-    let script = match &args.script {
+    let mut script = match &args.script {
         Some(p) => Script::from_file(p)?,
         None => Script::from_toml(DEMO_SCRIPT).map_err(|e| anyhow::anyhow!("built-in demo script: {e}"))?,
     };
+    let mut secrets: Arc<dyn SecretSource> = Arc::new(EnvSecrets);
+    let mut _sims = Vec::new();
+    let _tmp_agents;
+    if args.providers == ProviderMode::Cloud {
+        let said: Vec<String> = script.lines.iter().filter_map(|l| l.say.clone()).collect();
+        let latency = Latency::realistic();
+        let start = |p, script: Vec<String>| sim::start(p, ([127, 0, 0, 1], 0).into(), SimConfig { script, latency: latency.clone(), ..Default::default() });
+        let dg = start(Provider::Deepgram, said).await?;
+        let an = start(Provider::Anthropic, LLM_REPLIES.iter().map(|s| s.to_string()).collect()).await?;
+        let ca = start(Provider::Cartesia, Vec::new()).await?;
+        cfg.providers.deepgram.url = dg.url();
+        cfg.providers.anthropic.url = an.url();
+        cfg.providers.cartesia.url = ca.url();
+        secrets = Arc::new(StaticSecrets::default().with("deepgram", "sim-key").with("anthropic", "sim-key").with("cartesia", "sim-key"));
+        _sims = vec![dg, an, ca];
+        let dir = std::env::temp_dir().join(format!("callfunnel-demo-agents-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let booking = booking_endpoint().await?;
+        std::fs::write(dir.join("clinic-llm.toml"), CLINIC_LLM.replace("http://127.0.0.1:8089/bookings", &booking))?;
+        cfg.agents.dir = dir.clone();
+        cfg.agents.default_agent = "clinic-llm".into();
+        script.call.agent_id = "clinic-llm".into();
+        _tmp_agents = Some(TempDir(dir));
+        eprintln!("cloud providers: Deepgram, Claude and Cartesia simulators on {}, {}, {}", _sims[0].addr, _sims[1].addr, _sims[2].addr);
+    } else if !cfg.agents.dir.join(format!("{}.toml", cfg.agents.default_agent)).exists() {
+        let dir = std::env::temp_dir().join(format!("callfunnel-demo-agents-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(format!("{}.toml", cfg.agents.default_agent)), CLINIC_RULEBOOK)?;
+        cfg.agents.dir = dir.clone();
+        _tmp_agents = Some(TempDir(dir));
+    } else {
+        _tmp_agents = None;
+    }
+    let agent = cfg.agents.default_agent.clone();
 
     let shutdown = CancellationToken::new();
-    let server = Server::start(cfg, shutdown.clone()).await?;
+    let server = Server::start_with(cfg, shutdown.clone(), secrets).await?;
     eprintln!("loading models ...");
     let t = std::time::Instant::now();
     server.state.hub.models().await?;
@@ -77,6 +129,12 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
     shutdown.cancel();
     let result = result?;
     let report = crate::report::build(&call_id, &result.lines, &events, result.recording.as_ref().map(|p| p.display().to_string()));
+    if let Some(e) = events.iter().find(|e| e.kind == "call_ended").and_then(|e| e.data.get("error")).and_then(|v| v.as_str()) {
+        anyhow::bail!("the demo call failed: {e}");
+    }
+    if report.turns.is_empty() {
+        anyhow::bail!("the demo call produced no turns (see the log above)");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -95,6 +153,25 @@ async fn wait_for_timeline(server: &Server, call_id: &str) -> Vec<callfunnel_dat
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     events
+}
+
+/// A stand-in for the clinic's booking system: answers every request with free slots.
+async fn booking_endpoint() -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let url = format!("http://{}/bookings", l.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let _ = s.read(&mut buf).await;
+                let body = "Let me see. We have free slots tomorrow at ten a.m. and three p.m. May I have your name, please?";
+                let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    Ok(url)
 }
 
 struct TempDir(PathBuf);

@@ -40,6 +40,8 @@ enum Command {
     Vad(vad::Args),
     /// Manage the offline models.
     Models(models::Args),
+    /// Run a provider simulator (deepgram, anthropic, cartesia, sarvam, voyage) for tests and load.
+    Sim(callfunnel_sim::cli::SimArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +61,7 @@ fn main() -> std::process::ExitCode {
             Command::Demo(a) => demo::run(a, cli.config.as_deref()).await,
             Command::Vad(a) => vad::run(a, cli.config.as_deref()).await,
             Command::Models(a) => models::run(a, cli.config.as_deref()).await,
+            Command::Sim(a) => callfunnel_sim::cli::run_cli(a).await,
         }
     });
     match result {

@@ -113,7 +113,7 @@ fn plan(body: &Value, script: &[String], replies: &std::sync::atomic::AtomicU64)
         other => other.to_string(),
     }).collect();
     if !results.is_empty() {
-        return (format!("Done. {}", results.join(" ")), Vec::new());
+        return (results.join(" "), Vec::new());
     }
     let text: String = blocks.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join(" ");
     let lower = text.to_lowercase();
@@ -180,7 +180,10 @@ fn usage(body: &Value, key: &str, cache: &parking_lot::Mutex<HashSet<String>>) -
 
 async fn messages(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     ctx.faults.request();
-    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    // `x-api-key`, or `Authorization: Bearer` (what the newest official SDK sends)
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_string).or_else(|| {
+        headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|a| a.strip_prefix("Bearer ")).map(str::to_string)
+    }).unwrap_or_default();
     if key != ctx.config.api_key {
         return error(401, "authentication_error", "invalid x-api-key", &[]);
     }

@@ -30,7 +30,9 @@ pub fn routes() -> Router<Ctx> {
 async fn socket(State(ctx): State<Ctx>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     ctx.faults.request();
     let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let key = h("x-api-key").or_else(|| q.get("api_key").cloned());
+    // `X-API-Key`, `Authorization: Bearer` (the official SDK) or `?api_key=` (browsers)
+    let bearer = h("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_string));
+    let key = h("x-api-key").or(bearer).or_else(|| q.get("api_key").cloned());
     if key.as_deref() != Some(ctx.config.api_key.as_str()) {
         return (StatusCode::UNAUTHORIZED, "Invalid API key").into_response();
     }

@@ -1,8 +1,10 @@
 //! Deepgram `/v1/listen` live transcription: `Authorization: Token KEY`, audio as binary
 //! frames, `KeepAlive`/`Finalize`/`CloseStream` text messages; `Results` (interim and final,
 //! `from_finalize` on a Finalize answer), `SpeechStarted`, `UtteranceEnd`, `Metadata`; close
-//! 1011 `NET-0001` after 10 s without audio or KeepAlive. Speech is found by energy; the k-th
-//! segment of a stream (or of a `tag`, across reconnects) says `script[k % len]`.
+//! 1011 `NET-0001` after 10 s without audio or KeepAlive. Speech is found by energy. The k-th
+//! utterance of a stream (or of a `tag`, across reconnects) says `script[k % len]`; an utterance
+//! ends at a `Finalize` or after `utterance_end_ms` (default 1000) of silence, and its words are
+//! spread over the speech segments (pauses of ≥ 300 ms) inside it, as final results.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -21,7 +23,15 @@ use crate::audio::{Encoding, SegEvent, Segmenter, speech_ms};
 use crate::{Ctx, Fault};
 
 /// Segment counters per `tag` (a reconnecting client continues its script).
-static TAGS: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Default::default);
+static TAGS: LazyLock<Mutex<HashMap<String, Progress>>> = LazyLock::new(Default::default);
+
+/// Where a stream is in its script: utterance `k`, words of it already final, speech heard.
+#[derive(Clone, Copy, Default)]
+struct Progress {
+    k: usize,
+    words_sent: usize,
+    speech_ms: u64,
+}
 
 pub fn routes() -> Router<Ctx> {
     Router::new().route("/v1/listen", get(listen))
@@ -94,7 +104,9 @@ struct Stream {
     o: Opts,
     fault: Option<Fault>,
     seg: Segmenter,
-    local_k: usize,
+    local: Progress,
+    /// End (ms) of the last speech segment, if its utterance is still open.
+    open_since: Option<u64>,
     results_sent: u32,
     last_interim_ms: u64,
     audio_ms: f64,
@@ -109,7 +121,7 @@ enum Next {
 impl Stream {
     fn new(ctx: Ctx, o: Opts, fault: Option<Fault>) -> Self {
         let seg = Segmenter::new(o.rate, o.hangover_ms);
-        Stream { ctx, o, fault, seg, local_k: 0, results_sent: 0, last_interim_ms: 0, audio_ms: 0.0 }
+        Stream { ctx, o, fault, seg, local: Progress::default(), open_since: None, results_sent: 0, last_interim_ms: 0, audio_ms: 0.0 }
     }
 
     fn line(&self, k: usize) -> String {
@@ -117,24 +129,19 @@ impl Stream {
         if s.is_empty() { "hello".into() } else { s[k % s.len()].clone() }
     }
 
-    fn next_index(&mut self, consume: bool) -> usize {
+    fn progress(&self) -> Progress {
+        match &self.o.tag {
+            Some(t) => TAGS.lock().get(t).copied().unwrap_or_default(),
+            None => self.local,
+        }
+    }
+
+    fn set_progress(&mut self, p: Progress) {
         match &self.o.tag {
             Some(t) => {
-                let mut tags = TAGS.lock();
-                let k = tags.entry(t.clone()).or_default();
-                let v = *k;
-                if consume {
-                    *k += 1;
-                }
-                v
+                TAGS.lock().insert(t.clone(), p);
             }
-            None => {
-                let v = self.local_k;
-                if consume {
-                    self.local_k += 1;
-                }
-                v
-            }
+            None => self.local = p,
         }
     }
 
@@ -175,7 +182,9 @@ impl Stream {
         Next::Go
     }
 
-    async fn finalize(&mut self, socket: &mut WebSocket, start: u64, end: u64, from_finalize: bool) -> Next {
+    /// A final result for speech `start..end`: the share of the current utterance's words that
+    /// this much speech covers, or (`utterance_over`) all the words still owed.
+    async fn finalize(&mut self, socket: &mut WebSocket, start: u64, end: u64, from_finalize: bool, utterance_over: bool) -> Next {
         let mut delay = self.ctx.config.latency.stt_finalize_ms;
         if let Some(Fault::Slow { ms }) = self.fault {
             delay += ms;
@@ -183,14 +192,32 @@ impl Stream {
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        let k = self.next_index(true);
-        let text = self.line(k);
-        let r = self.results(&text, start, end, true, !from_finalize, from_finalize);
-        let n = self.send(socket, r).await;
-        if !matches!(n, Next::Go) {
-            return n;
+        let mut p = self.progress();
+        let line = self.line(p.k);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        p.speech_ms += end.saturating_sub(start);
+        let upto = if p.speech_ms == 0 {
+            p.words_sent // no speech: nothing to say
+        } else if utterance_over {
+            words.len()
+        } else {
+            let share = (p.speech_ms as f64 / speech_ms(&line) as f64).min(0.999);
+            ((words.len() as f64 * share).round() as usize).clamp(p.words_sent, words.len())
+        };
+        let text = words[p.words_sent.min(upto)..upto].join(" ");
+        p.words_sent = upto;
+        if utterance_over && p.speech_ms > 0 {
+            p = Progress { k: p.k + 1, words_sent: 0, speech_ms: 0 };
         }
-        if self.o.utterance_end_ms.is_some() && self.o.interim {
+        self.set_progress(p);
+        if !text.is_empty() || from_finalize {
+            let r = self.results(&text, start, end, true, !from_finalize, from_finalize);
+            let n = self.send(socket, r).await;
+            if !matches!(n, Next::Go) {
+                return n;
+            }
+        }
+        if utterance_over && !from_finalize && self.o.utterance_end_ms.is_some() && self.o.interim {
             return self.send(socket, json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": end as f64 / 1000.0})).await;
         }
         Next::Go
@@ -200,11 +227,27 @@ impl Stream {
         let pcm = self.o.encoding.decode(bytes);
         self.audio_ms += pcm.len() as f64 * 1000.0 / self.o.rate as f64;
         for ev in self.seg.push(&pcm) {
+            if matches!(ev, SegEvent::Start(_)) {
+                self.open_since = None;
+            }
             let n = match ev {
                 SegEvent::Start(t) if self.o.vad_events => self.send(socket, json!({"type": "SpeechStarted", "channel": [0, 1], "timestamp": t as f64 / 1000.0})).await,
                 SegEvent::Start(_) => Next::Go,
-                SegEvent::End { start, end } => self.finalize(socket, start, end, false).await,
+                SegEvent::End { start, end } => {
+                    self.open_since = Some(end);
+                    self.finalize(socket, start, end, false, false).await
+                }
             };
+            if !matches!(n, Next::Go) {
+                return n;
+            }
+        }
+        // enough silence after the last segment: the utterance is over
+        if let Some(since) = self.open_since
+            && self.seg.now_ms() >= since + self.o.utterance_end_ms.unwrap_or(1000) as u64
+        {
+            self.open_since = None;
+            let n = self.finalize(socket, since, since, false, true).await;
             if !matches!(n, Next::Go) {
                 return n;
             }
@@ -214,8 +257,8 @@ impl Stream {
             let now = self.seg.now_ms();
             if now >= self.last_interim_ms + 400 && now >= start + 300 {
                 self.last_interim_ms = now;
-                let k = self.next_index(false);
-                let text = self.line(k);
+                let p = self.progress();
+                let text = self.line(p.k);
                 let words: Vec<&str> = text.split_whitespace().collect();
                 let frac = ((now - start) as f64 / speech_ms(&text) as f64).min(0.9);
                 let n = ((words.len() as f64 * frac).ceil() as usize).max(1).min(words.len());
@@ -240,17 +283,15 @@ impl Stream {
                 Message::Binary(b) => self.on_audio(&mut socket, &b).await,
                 Message::Text(t) => match serde_json::from_str::<Value>(&t).ok().and_then(|v| v["type"].as_str().map(str::to_string)).as_deref() {
                     Some("KeepAlive") => Next::Go,
-                    Some("Finalize") => match self.seg.cut() {
-                        Some((s, e)) => self.finalize(&mut socket, s, e, true).await,
-                        None => {
-                            let now = self.seg.now_ms();
-                            let r = self.results("", now, now, true, false, true);
-                            self.send(&mut socket, r).await
-                        }
-                    },
+                    Some("Finalize") => {
+                        self.open_since = None;
+                        let now = self.seg.now_ms();
+                        let (s, e) = self.seg.cut().unwrap_or((now, now));
+                        self.finalize(&mut socket, s, e, true, true).await
+                    }
                     Some("CloseStream") => {
                         if let Some((s, e)) = self.seg.cut() {
-                            let _ = self.finalize(&mut socket, s, e, false).await;
+                            let _ = self.finalize(&mut socket, s, e, false, true).await;
                         }
                         let meta = json!({"type": "Metadata", "transaction_key": "deprecated", "request_id": self.o.request_id, "sha256": "sim",
                             "created": "2026-01-01T00:00:00.000Z", "duration": self.audio_ms / 1000.0, "channels": 1});

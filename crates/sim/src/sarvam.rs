@@ -50,7 +50,7 @@ async fn tts(State(ctx): State<Ctx>, Query(q): Query<HashMap<String, String>>, h
         return refuse(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), "Injected handshake failure");
     }
     let model = q.get("model").cloned().unwrap_or_else(|| "bulbul:v2".into());
-    if !["bulbul:v2", "bulbul:v3", "bulbul:v3-beta"].contains(&model.as_str()) {
+    if !["bulbul:v2", "bulbul:v3", "bulbul:v3-beta", "bulbul:v4-flash"].contains(&model.as_str()) {
         return refuse(StatusCode::BAD_REQUEST, &format!("unknown model `{model}`"));
     }
     let completion = q.get("send_completion_event").is_some_and(|v| v == "true");
@@ -81,7 +81,8 @@ async fn tts_run(ctx: Ctx, mut socket: WebSocket, completion: bool, mut fault: O
         match v["type"].as_str() {
             Some("config") => {
                 let d = &v["data"];
-                let lang = d["target_language_code"].as_str().unwrap_or_default();
+                // the official SDK sends `language_code`; older clients `target_language_code`
+                let lang = d["language_code"].as_str().or(d["target_language_code"].as_str()).unwrap_or_default();
                 if !LANGUAGES.contains(&lang) {
                     let _ = socket.send(error(&format!("target_language_code must be one of {LANGUAGES:?}"), 422)).await;
                     continue;

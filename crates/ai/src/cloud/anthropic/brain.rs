@@ -188,12 +188,15 @@ impl Turn {
         let mut model = self.agent.model.clone();
         let mut fell_back = false;
         let mut turn_exchange = Vec::new();
+        // text already sent this turn (earlier tool rounds): the next round's first piece
+        // needs a separating space
+        let mut said_before = false;
         for _round in 0..=self.agent.max_tool_rounds {
             let mut spoken = String::new();
             let mut tool_uses = Vec::new();
             let stop = loop {
                 let req = self.request(&model, &messages, &spoken);
-                match self.stream_once(&req, tx, &mut spoken, &mut tool_uses).await {
+                match self.stream_once(&req, tx, &mut spoken, &mut tool_uses, said_before).await {
                     Ok(stop) => break stop,
                     Err(e) if e.should_fall_back() && !fell_back && tool_uses.is_empty() => {
                         let Some(fb) = self.agent.fallback_model.clone() else { return Err(e) };
@@ -205,6 +208,7 @@ impl Turn {
                     Err(e) => return Err(e),
                 }
             };
+            said_before |= !spoken.trim().is_empty();
             if stop.as_deref() != Some("tool_use") || tool_uses.is_empty() {
                 break;
             }
@@ -239,7 +243,7 @@ impl Turn {
 
     /// One streamed request. Text goes out as it arrives (and is added to `spoken`); tool
     /// calls are collected. Returns the stop reason.
-    async fn stream_once(&self, req: &Request, tx: &mpsc::Sender<BrainEvent>, spoken: &mut String, tool_uses: &mut Vec<(String, String, serde_json::Value)>) -> std::result::Result<Option<String>, ClientError> {
+    async fn stream_once(&self, req: &Request, tx: &mpsc::Sender<BrainEvent>, spoken: &mut String, tool_uses: &mut Vec<(String, String, serde_json::Value)>, said_before: bool) -> std::result::Result<Option<String>, ClientError> {
         let first_deadline = Duration::from_millis(self.agent.first_token_timeout_ms);
         let started = tokio::time::Instant::now();
         let mut stream = tokio::time::timeout(first_deadline, self.client.stream(req)).await.map_err(|_| ClientError::Timeout("no first token"))??;
@@ -257,7 +261,13 @@ impl Turn {
                 Some(Ok(StreamItem::Text(t))) => {
                     got_first = true;
                     // after a prefill (sent without trailing space) the model may open with one
-                    let t = if spoken.ends_with(char::is_whitespace) { t.trim_start().to_string() } else { t };
+                    let t = if spoken.ends_with(char::is_whitespace) {
+                        t.trim_start().to_string()
+                    } else if spoken.is_empty() && said_before && !t.starts_with(char::is_whitespace) {
+                        format!(" {t}")
+                    } else {
+                        t
+                    };
                     if t.is_empty() {
                         continue;
                     }

@@ -126,6 +126,7 @@ async fn supervise(chain: Arc<Inner>, order: Vec<usize>, mut k: usize, mut i: us
             let _ = out.send(SttEvent::Warning(format!("speech-to-text failed ({why}) and no other provider is available"))).await;
             return;
         };
+        tracing::warn!(provider = from, %why, "stt: provider failed mid-stream");
         count_failover("stt", from, chain.members[ni].0.name());
         let _ = out.send(SttEvent::Warning(format!("{from}: {why}; switched to {}", chain.members[ni].0.name()))).await;
         (k, i, inner) = (nk, ni, next);

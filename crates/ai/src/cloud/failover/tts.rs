@@ -130,7 +130,7 @@ async fn supervise(chain: Arc<Inner>, order: Vec<usize>, mut k: usize, mut i: us
                 Some(TtsEvent::Done) => {
                     chain.members[i].1.success();
                     audio_deadline = None;
-                    if out.send(TtsEvent::Done).await.is_err() { return; }
+                    if out.send(TtsEvent::Done).await.is_err() || flushed { return; } // the turn is complete
                     None
                 }
             },
@@ -148,6 +148,7 @@ async fn supervise(chain: Arc<Inner>, order: Vec<usize>, mut k: usize, mut i: us
             tracing::error!(provider = from, %why, "tts: no provider left");
             return; // closing the events channel before Done tells the speaker
         };
+        tracing::warn!(provider = from, %why, "tts: provider failed mid-stream");
         count_failover("tts", from, chain.members[ni].0.name());
         (k, i, inner) = (nk, ni, next);
         script.cursor = script.segment_start;

@@ -78,8 +78,8 @@ impl TextToSpeech for SarvamTts {
                     .await
                     .map_err(|e| AiError::Provider { provider: "sarvam", message: e.to_string() })?;
                 let cfg = json!({"type": "config", "data": {
-                    "target_language_code": lang, "speaker": speaker, "model": self.config.model,
-                    "speech_sample_rate": config.sample_rate.to_string(), "output_audio_codec": self.config.codec,
+                    "target_language_code": lang, "language_code": lang, "speaker": speaker, "model": self.config.model,
+                    "speech_sample_rate": config.sample_rate, "output_audio_codec": self.config.codec,
                     "enable_preprocessing": true, "min_buffer_size": 50, "max_chunk_length": 150}});
                 ws.send(WsMsg::Text(cfg.to_string().into())).await.map_err(|e| AiError::Provider { provider: "sarvam", message: e.to_string() })?;
                 ws
