@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/callfunnel-target
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/callfunnel
 DEBUG_BIN := $(CARGO_TARGET_DIR)/debug/callfunnel
 
-.PHONY: demo test setup build models serve bench clean-cache
+.PHONY: demo demo-cloud test setup build models serve bench clean-cache
 
 setup:
 	@scripts/setup-system.sh
@@ -19,6 +19,10 @@ demo: build
 	$(RELEASE_BIN) models fetch
 	$(RELEASE_BIN) demo
 
+demo-cloud: build
+	$(RELEASE_BIN) models fetch
+	$(RELEASE_BIN) demo --providers cloud
+
 serve: build
 	$(RELEASE_BIN) models fetch
 	$(RELEASE_BIN) serve
@@ -27,6 +31,7 @@ models: build
 	$(RELEASE_BIN) models fetch
 
 test: setup
+	scripts/sdk-venv.sh
 	cargo build --workspace --locked --tests --bins
 	$(DEBUG_BIN) models fetch
 	cargo test --workspace --locked

@@ -14,6 +14,7 @@ command -v clang >/dev/null || need+=(clang)
 compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/x86_64-linux-gnu/libclang*.so*" >/dev/null || need+=(libclang-dev)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)  # the provider SDK venv (tests)
 
 if ((${#need[@]})); then
   echo "installing system packages: ${need[*]}"

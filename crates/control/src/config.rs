@@ -142,6 +142,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_config_is_valid() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.toml");
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.providers.chains("hi-IN").1, vec!["sarvam".to_string()]);
+    }
+
+    #[test]
     fn file_and_env_override_defaults() {
         let dir = std::env::temp_dir().join(format!("cf-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

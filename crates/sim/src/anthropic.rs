@@ -136,6 +136,17 @@ fn plan(body: &Value, script: &[String], replies: &std::sync::atomic::AtomicU64)
     }
     let n = replies.fetch_add(1, Ordering::Relaxed) as usize;
     let reply = if script.is_empty() { format!("I heard: {}. How else can I help?", text.trim()) } else { script[n % script.len()].clone() };
+    // an assistant prefill (a client continuing a cut-off answer): continue after it
+    let prefill = msgs.last().filter(|m| m["role"] == "assistant").map(|m| match &m["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().filter_map(|b| b["text"].as_str()).collect::<String>(),
+        _ => String::new(),
+    });
+    if let Some(p) = prefill.map(|p| p.trim_end().to_string()).filter(|p| !p.is_empty())
+        && let Some(rest) = reply.strip_prefix(p.as_str())
+    {
+        return (rest.to_string(), Vec::new());
+    }
     (reply, Vec::new())
 }
 

@@ -69,10 +69,14 @@ async fn run(ctx: Ctx, socket: WebSocket, fault: Option<Fault>) {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
     let kill = Arc::new(AtomicBool::new(false));
     let k2 = kill.clone();
+    // a simulated drop ends both halves: the TCP connection closes without a close frame
+    let dead = tokio_util::sync::CancellationToken::new();
+    let d2 = dead.clone();
     let writer = tokio::spawn(async move {
+        let _dead = d2.drop_guard();
         while let Some(m) = out_rx.recv().await {
             if k2.load(Ordering::Relaxed) {
-                return; // simulated drop: no close frame
+                return;
             }
             if sink.send(m).await.is_err() {
                 return;
@@ -85,7 +89,11 @@ async fn run(ctx: Ctx, socket: WebSocket, fault: Option<Fault>) {
     let mut finishing: HashMap<String, Arc<AtomicBool>> = HashMap::new();
     let idle = ctx.config.idle_timeout;
     loop {
-        let msg = match tokio::time::timeout(idle, stream.next()).await {
+        let next = tokio::select! {
+            _ = dead.cancelled() => break,
+            n = tokio::time::timeout(idle, stream.next()) => n,
+        };
+        let msg = match next {
             Err(_) => {
                 let _ = out_tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: "idle timeout".into() })));
                 break;

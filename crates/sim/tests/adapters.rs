@@ -316,3 +316,68 @@ async fn voyage_embeds_in_order_and_retries_a_429() {
     let bad = VoyageEmbedder::new(Endpoint::new(s.url(), Secret::new("nope")), VoyageConfig::default());
     assert!(bad.embed(vec!["x".into()], EmbedKind::Query).await.unwrap_err().to_string().contains("401"));
 }
+
+/// Every fault the Anthropic simulator can inject, once: the turn still says the whole reply
+/// (retried, or continued on the fallback model from the words already spoken).
+#[tokio::test]
+async fn claude_turns_survive_every_fault() {
+    let faults = [Fault::DropMidStream, Fault::Malformed, Fault::ErrorAfterOk, Fault::Overloaded, Fault::RateLimited { retry_after_ms: 100 }, Fault::Slow { ms: 300 }, Fault::RejectHandshake { status: 500 }];
+    for fault in faults {
+        let s = sim(Provider::Anthropic, &["one two three four five."]).await;
+        s.faults.inject(fault.clone(), 1);
+        let brain = ClaudeBrain::new(AnthropicClient::new(ep(&s)), agent(vec![], Some("claude-sonnet-4-6")));
+        let turns = turn(&brain, &[(TurnInput::UserSaid("hi".into()), vec![user("hi")])]).await;
+        assert_eq!(text_of(&turns[0]), "one two three four five.", "{fault:?}: {:?}", turns[0]);
+        assert!(!turns[0].iter().any(|e| matches!(e, BrainEvent::Failed(_))), "{fault:?}");
+    }
+}
+
+/// Every TTS fault once, on a chain of two Cartesia endpoints: the turn is spoken to the end.
+#[tokio::test]
+async fn tts_turns_survive_every_fault() {
+    let faults = [Fault::DropMidStream, Fault::Malformed, Fault::ErrorAfterOk, Fault::Slow { ms: 300 }, Fault::RejectHandshake { status: 503 }, Fault::RateLimited { retry_after_ms: 0 }];
+    for fault in faults {
+        let a = sim(Provider::Cartesia, &[]).await;
+        let b = sim(Provider::Cartesia, &[]).await;
+        a.faults.inject(fault.clone(), 1);
+        let x: Arc<dyn TextToSpeech> = Arc::new(CartesiaTts::new(ep(&a), CartesiaConfig::default()));
+        let y: Arc<dyn TextToSpeech> = Arc::new(CartesiaTts::new(ep(&b), CartesiaConfig::default()));
+        let chain = TtsChain::new(vec![x, y], Duration::from_millis(1000));
+        let (samples, labels, done) = speak(&chain, &["First sentence here. ", "Second one."]).await;
+        assert!(done && samples > 0, "{fault:?}");
+        assert!(labels.join(" ").ends_with("Second one."), "{fault:?}: {labels:?}");
+    }
+}
+
+/// Every STT fault once, on Deepgram with Whisper-like fallback to Sarvam: the utterance is
+/// transcribed.
+#[tokio::test]
+async fn stt_turns_survive_every_fault() {
+    let faults = [Fault::DropMidStream, Fault::Close1011, Fault::Malformed, Fault::Slow { ms: 300 }, Fault::RejectHandshake { status: 503 }, Fault::RateLimited { retry_after_ms: 0 }];
+    for fault in faults {
+        let dg_sim = sim(Provider::Deepgram, &["book an appointment"]).await;
+        let sv_sim = sim(Provider::Sarvam, &["book an appointment"]).await;
+        dg_sim.faults.inject(fault.clone(), 1);
+        let dg: Arc<dyn SpeechToText> = Arc::new(DeepgramStt::new(ep(&dg_sim), DeepgramConfig::default()));
+        let sv: Arc<dyn SpeechToText> = Arc::new(SarvamStt::new(ep(&sv_sim), Default::default()));
+        let chain = SttChain::new(vec![dg, sv], Duration::from_millis(1000));
+        let mut st = chain.open(SttConfig { language: "en-IN".into(), sample_rate: 8000 }).await.unwrap();
+        feed(&st.input, &tone(1200)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        st.input.send(SttInput::Finalize).await.unwrap();
+        let (text, flushed) = next_final(&mut st.events).await;
+        assert_eq!((text.as_str(), flushed), ("book an appointment", true), "{fault:?}");
+    }
+}
+
+/// Cartesia closes idle sockets (after 5 minutes; 300 ms here): the next turn reconnects.
+#[tokio::test]
+async fn cartesia_reconnects_after_the_idle_close() {
+    let cfg = SimConfig { idle_timeout: Duration::from_millis(300), ..Default::default() };
+    let s = start(Provider::Cartesia, ([127, 0, 0, 1], 0).into(), cfg).await.unwrap();
+    let tts = CartesiaTts::new(ep(&s), CartesiaConfig::default());
+    assert!(speak(&tts, &["Hello."]).await.2);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(speak(&tts, &["Hello again."]).await.2, "the second turn spoke on a new socket");
+    assert_eq!(s.faults.stats().connections, 2);
+}

@@ -9,6 +9,7 @@ mod stt;
 mod tts;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -89,6 +90,69 @@ impl Breaker {
             }
             s.open_until = Some(Instant::now() + self.cooldown);
         }
+    }
+}
+
+/// A provider with a name (for logs, breakers and failover counts).
+pub(crate) trait Named {
+    fn provider_name(&self) -> &'static str;
+}
+
+impl Named for dyn crate::SpeechToText {
+    fn provider_name(&self) -> &'static str {
+        self.name()
+    }
+}
+
+impl Named for dyn crate::TextToSpeech {
+    fn provider_name(&self) -> &'static str {
+        self.name()
+    }
+}
+
+/// The members of a chain, each with its circuit breaker.
+pub(crate) struct Members<P: ?Sized>(Vec<(Arc<P>, Breaker)>);
+
+impl<P: ?Sized + Named> Members<P> {
+    fn new(members: Vec<Arc<P>>) -> Self {
+        Members(members.into_iter().map(|m| { let b = Breaker::new(m.provider_name()); (m, b) }).collect())
+    }
+
+    fn name(&self, i: usize) -> &'static str {
+        self.0[i].0.provider_name()
+    }
+
+    fn first_name(&self, default: &'static str) -> &'static str {
+        self.0.first().map_or(default, |m| m.0.provider_name())
+    }
+
+    fn breaker(&self, i: usize) -> &Breaker {
+        &self.0[i].1
+    }
+
+    /// The order to try the members in for a new stream.
+    fn order(&self) -> Vec<usize> {
+        order(&self.0.iter().map(|m| &m.1).collect::<Vec<_>>())
+    }
+
+    /// Opens a stream on the first member that accepts, from position `from` of `order`;
+    /// returns (position, member, stream). Members that fail to open count a failure.
+    async fn open_from<S, F, Fut>(&self, order: &[usize], from: usize, capability: &str, open: F) -> Option<(usize, usize, S)>
+    where
+        F: Fn(Arc<P>) -> Fut,
+        Fut: std::future::Future<Output = crate::Result<S>>,
+    {
+        for (k, &i) in order.iter().enumerate().skip(from) {
+            let (p, b) = &self.0[i];
+            match open(p.clone()).await {
+                Ok(s) => return Some((k, i, s)),
+                Err(e) => {
+                    tracing::warn!(capability, provider = p.provider_name(), error = %e, "provider failed to open a stream");
+                    b.failure();
+                }
+            }
+        }
+        None
     }
 }
 

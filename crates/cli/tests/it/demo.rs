@@ -63,3 +63,38 @@ fn offline_demo_call_hears_answers_barges_in_and_books() {
     assert!(std::fs::metadata(&rec).unwrap().len() > 500_000, "recording too short");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same call through the cloud adapters (Deepgram, Claude, Cartesia) against the locally
+/// started simulators: what the caller said arrives word for word, the simulated model calls
+/// the booking tool, barge-in cancels the Claude stream and the Cartesia context.
+#[test]
+fn cloud_demo_call_runs_on_the_provider_simulators() {
+    let dir = std::env::temp_dir().join(format!("cf-cloud-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_callfunnel"))
+        .args(["demo", "--providers", "cloud", "--json", "--no-fetch", "--record"])
+        .arg(dir.join("call.wav"))
+        .env("CALLFUNNEL_LOG_LEVEL", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed: {stderr}\n{stdout}");
+    assert!(!stderr.contains("failover"), "no provider failed: {stderr}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    let turns = r["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 6, "{r:#}");
+    for t in turns {
+        assert_eq!(t["agent_heard"], t["caller_said"], "the STT simulator transcribes each utterance exactly: {t}");
+    }
+    let events = r["timeline"].as_array().unwrap();
+    let started = events.iter().find(|e| e["kind"] == "call_started").unwrap();
+    assert_eq!((started["data"]["stt"].as_str(), started["data"]["tts"].as_str(), started["data"]["brain"].as_str()), (Some("deepgram"), Some("cartesia"), Some("anthropic")));
+    let tool = events.iter().find(|e| e["kind"] == "tool_called").expect("the booking tool was called");
+    assert_eq!(tool["data"]["name"], "book_appointment");
+    assert_eq!(tool["data"]["ok"], true);
+    assert!(events.iter().any(|e| e["kind"] == "brain_usage" && e["data"]["usage"]["cache_read_input_tokens"].as_u64() > Some(0)), "the prompt cache was read on later turns");
+    let b = &r["barge_in"];
+    assert_eq!(b["history_truncated"], true, "{b}");
+    assert!(turns[5]["agent_said"].as_str().unwrap().contains("Goodbye"));
+}

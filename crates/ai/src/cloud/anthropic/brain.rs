@@ -55,7 +55,7 @@ fn default_max_tokens() -> u32 {
     400
 }
 fn default_first_token_ms() -> u64 {
-    2500
+    1000
 }
 fn default_tool_rounds() -> u32 {
     4

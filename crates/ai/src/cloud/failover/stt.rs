@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::{Breaker, count_failover, order};
+use super::{Breaker, Members, count_failover};
 use crate::{AiError, Result, SpeechToText, SttConfig, SttEvent, SttInput, SttStream};
 
 /// Audio kept for replay: 30 s at 16 kHz at most (older audio is dropped).
@@ -20,49 +20,30 @@ const MAX_REPLAY: usize = 30 * 16_000;
 pub struct SttChain(Arc<Inner>);
 
 struct Inner {
-    members: Vec<(Arc<dyn SpeechToText>, Breaker)>,
+    members: Members<dyn SpeechToText>,
     /// No flushed final this long after `Finalize`: the provider is failing.
     finalize_timeout: Duration,
 }
 
 impl SttChain {
     pub fn new(members: Vec<Arc<dyn SpeechToText>>, finalize_timeout: Duration) -> Self {
-        let members = members.into_iter().map(|m| { let b = Breaker::new(m.name()); (m, b) }).collect();
-        SttChain(Arc::new(Inner { members, finalize_timeout }))
+        SttChain(Arc::new(Inner { members: Members::new(members), finalize_timeout }))
     }
 
     pub fn breaker(&self, i: usize) -> &Breaker {
-        &self.0.members[i].1
-    }
-}
-
-impl Inner {
-    /// Opens a stream on the first provider that accepts, starting at `from` in `order`.
-    async fn open_from(&self, order: &[usize], from: usize, config: &SttConfig) -> Option<(usize, usize, SttStream)> {
-        for (k, &i) in order.iter().enumerate().skip(from) {
-            let (p, b) = &self.members[i];
-            match p.open(config.clone()).await {
-                Ok(s) => return Some((k, i, s)),
-                Err(e) => {
-                    tracing::warn!(provider = p.name(), error = %e, "stt: open failed");
-                    b.failure();
-                }
-            }
-        }
-        None
+        self.0.members.breaker(i)
     }
 }
 
 #[async_trait]
 impl SpeechToText for SttChain {
     fn name(&self) -> &'static str {
-        self.0.members.first().map_or("stt-chain", |m| m.0.name())
+        self.0.members.first_name("stt-chain")
     }
 
     async fn open(&self, config: SttConfig) -> Result<SttStream> {
-        let breakers: Vec<&Breaker> = self.0.members.iter().map(|m| &m.1).collect();
-        let order = order(&breakers);
-        let Some((k, i, inner)) = self.0.open_from(&order, 0, &config).await else {
+        let order = self.0.members.order();
+        let Some((k, i, inner)) = self.0.members.open_from(&order, 0, "stt", |p| { let c = config.clone(); async move { p.open(c).await } }).await else {
             return Err(AiError::Provider { provider: "stt", message: "every speech-to-text provider failed to open".into() });
         };
         let (in_tx, in_rx) = mpsc::channel(64);
@@ -104,7 +85,7 @@ async fn supervise(chain: Arc<Inner>, order: Vec<usize>, mut k: usize, mut i: us
                 Some(SttEvent::Final { text, confidence, flushed }) => {
                     if !text.trim().is_empty() { parts.push(text.trim().to_string()); }
                     if flushed {
-                        chain.members[i].1.success();
+                        chain.members.breaker(i).success();
                         finalize_deadline = None;
                         replay.clear();
                         let text = std::mem::take(&mut parts).join(" ");
@@ -119,16 +100,16 @@ async fn supervise(chain: Arc<Inner>, order: Vec<usize>, mut k: usize, mut i: us
             }
         };
         let Some(why) = failed else { continue };
-        let from = chain.members[i].0.name();
-        chain.members[i].1.failure();
-        let Some((nk, ni, next)) = chain.open_from(&order, k + 1, &config).await else {
+        let from = chain.members.name(i);
+        chain.members.breaker(i).failure();
+        let Some((nk, ni, next)) = chain.members.open_from(&order, k + 1, "stt", |p| { let c = config.clone(); async move { p.open(c).await } }).await else {
             tracing::error!(provider = from, %why, "stt: no provider left");
             let _ = out.send(SttEvent::Warning(format!("speech-to-text failed ({why}) and no other provider is available"))).await;
             return;
         };
         tracing::warn!(provider = from, %why, "stt: provider failed mid-stream");
-        count_failover("stt", from, chain.members[ni].0.name());
-        let _ = out.send(SttEvent::Warning(format!("{from}: {why}; switched to {}", chain.members[ni].0.name()))).await;
+        count_failover("stt", from, chain.members.name(ni));
+        let _ = out.send(SttEvent::Warning(format!("{from}: {why}; switched to {}", chain.members.name(ni)))).await;
         (k, i, inner) = (nk, ni, next);
         parts.clear();
         if !replay.is_empty() && inner.input.send(SttInput::Audio(replay.clone())).await.is_err() {

@@ -10,55 +10,37 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Breaker, count_failover, order};
+use super::{Breaker, Members, count_failover};
 use crate::{AiError, Result, TextToSpeech, TtsConfig, TtsEvent, TtsInput, TtsStream};
 
 #[derive(Clone)]
 pub struct TtsChain(Arc<Inner>);
 
 struct Inner {
-    members: Vec<(Arc<dyn TextToSpeech>, Breaker)>,
+    members: Members<dyn TextToSpeech>,
     /// Text was sent but no audio came this long after: the provider is failing.
     first_audio_timeout: Duration,
 }
 
 impl TtsChain {
     pub fn new(members: Vec<Arc<dyn TextToSpeech>>, first_audio_timeout: Duration) -> Self {
-        let members = members.into_iter().map(|m| { let b = Breaker::new(m.name()); (m, b) }).collect();
-        TtsChain(Arc::new(Inner { members, first_audio_timeout }))
+        TtsChain(Arc::new(Inner { members: Members::new(members), first_audio_timeout }))
     }
 
     pub fn breaker(&self, i: usize) -> &Breaker {
-        &self.0.members[i].1
-    }
-}
-
-impl Inner {
-    async fn open_from(&self, order: &[usize], from: usize, config: &TtsConfig) -> Option<(usize, usize, TtsStream)> {
-        for (k, &i) in order.iter().enumerate().skip(from) {
-            let (p, b) = &self.members[i];
-            match p.open(config.clone()).await {
-                Ok(s) => return Some((k, i, s)),
-                Err(e) => {
-                    tracing::warn!(provider = p.name(), error = %e, "tts: open failed");
-                    b.failure();
-                }
-            }
-        }
-        None
+        self.0.members.breaker(i)
     }
 }
 
 #[async_trait]
 impl TextToSpeech for TtsChain {
     fn name(&self) -> &'static str {
-        self.0.members.first().map_or("tts-chain", |m| m.0.name())
+        self.0.members.first_name("tts-chain")
     }
 
     async fn open(&self, config: TtsConfig) -> Result<TtsStream> {
-        let breakers: Vec<&Breaker> = self.0.members.iter().map(|m| &m.1).collect();
-        let order = order(&breakers);
-        let Some((k, i, inner)) = self.0.open_from(&order, 0, &config).await else {
+        let order = self.0.members.order();
+        let Some((k, i, inner)) = self.0.members.open_from(&order, 0, "tts", |p| { let c = config.clone(); async move { p.open(c).await } }).await else {
             return Err(AiError::Provider { provider: "tts", message: "every text-to-speech provider failed to open".into() });
         };
         let (in_tx, in_rx) = mpsc::channel(64);
@@ -128,7 +110,7 @@ async fn supervise(chain: Arc<Inner>, order: Vec<usize>, mut k: usize, mut i: us
                     None
                 }
                 Some(TtsEvent::Done) => {
-                    chain.members[i].1.success();
+                    chain.members.breaker(i).success();
                     audio_deadline = None;
                     if out.send(TtsEvent::Done).await.is_err() || flushed { return; } // the turn is complete
                     None
@@ -142,14 +124,14 @@ async fn supervise(chain: Arc<Inner>, order: Vec<usize>, mut k: usize, mut i: us
         if out.is_closed() {
             return;
         }
-        let from = chain.members[i].0.name();
-        chain.members[i].1.failure();
-        let Some((nk, ni, next)) = chain.open_from(&order, k + 1, &config).await else {
+        let from = chain.members.name(i);
+        chain.members.breaker(i).failure();
+        let Some((nk, ni, next)) = chain.members.open_from(&order, k + 1, "tts", |p| { let c = config.clone(); async move { p.open(c).await } }).await else {
             tracing::error!(provider = from, %why, "tts: no provider left");
             return; // closing the events channel before Done tells the speaker
         };
         tracing::warn!(provider = from, %why, "tts: provider failed mid-stream");
-        count_failover("tts", from, chain.members[ni].0.name());
+        count_failover("tts", from, chain.members.name(ni));
         (k, i, inner) = (nk, ni, next);
         script.cursor = script.segment_start;
         let rest = script.unspoken().to_string();
