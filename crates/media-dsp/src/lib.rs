@@ -1,8 +1,13 @@
-//! Signal processing for the media plane: G.711 µ-law, sample-rate conversion, WAV files.
+//! Signal processing for the media plane: G.711 µ-law, sample-rate conversion, WAV files,
+//! DTMF tones and detection, answering-machine beep detection.
 
+pub mod beep;
+pub mod dtmf;
 pub mod g711;
+pub mod goertzel;
 pub mod resample;
 pub mod wav;
+pub mod wav_stream;
 
 pub use resample::Resampler;
 
