@@ -127,8 +127,19 @@ pub enum TurnInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum CallAction {
-    Transfer { to: String, reason: String },
+    /// Put the caller through to `to` (E.164 number or SIP URI). A warm transfer briefs the
+    /// human first with `summary` (or a summary of the call so far).
+    Transfer {
+        to: String,
+        reason: String,
+        #[serde(default)]
+        warm: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<String>,
+    },
     EndCall { reason: String },
+    /// Press keys (navigate an IVR): in-band DTMF tones after the turn's speech.
+    SendDtmf { digits: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,12 +1,26 @@
 use std::path::PathBuf;
 
-use callfunnel_media::caller::{self, CallerOptions, Script};
+use base64::Engine as _;
+use callfunnel_media::caller::{self, CallerCarrier, CallerOptions, Script};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Media Streams WebSocket URL, e.g. ws://127.0.0.1:8080/twilio/media/CALL_ID
+    /// Media WebSocket URL, e.g. ws://127.0.0.1:8080/twilio/media/CALL_ID or
+    /// ws://127.0.0.1:8080/exotel/media/CALL_ID
     #[arg(long)]
     url: String,
+    /// Carrier protocol to speak (default: from the URL path, else twilio).
+    #[arg(long, value_parser = ["twilio", "exotel"])]
+    carrier: Option<String>,
+    /// Exotel only: send and expect µ-law instead of 16-bit PCM.
+    #[arg(long)]
+    exotel_mulaw: bool,
+    /// Twilio only: sign the upgrade with X-Twilio-Signature using this auth token.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    twilio_auth_token: Option<String>,
+    /// Exotel only: `user:password` sent as Basic auth on the upgrade.
+    #[arg(long, env = "EXOTEL_STREAM_AUTH", hide_env_values = true)]
+    exotel_auth: Option<String>,
     /// Caller script (TOML with [[line]] entries).
     #[arg(long)]
     script: PathBuf,
@@ -23,7 +37,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("--url must be a ws:// or wss:// URL, got `{}`", args.url);
     }
     let script = Script::from_file(&args.script)?;
-    let report = caller::run(&script, &CallerOptions { url: args.url.clone(), record: args.record }).await?;
+    let exotel = match args.carrier.as_deref() {
+        Some(c) => c == "exotel",
+        None => args.url.contains("/exotel/"),
+    };
+    let mut opts = CallerOptions { record: args.record.clone(), ..CallerOptions::new(args.url.clone()) };
+    if exotel {
+        opts.carrier = CallerCarrier::Exotel { mulaw: args.exotel_mulaw };
+        if let Some(auth) = &args.exotel_auth {
+            opts.headers.push(("Authorization".into(), format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(auth))));
+        }
+    } else if let Some(token) = &args.twilio_auth_token {
+        opts.headers.push(("X-Twilio-Signature".into(), callfunnel_telephony::twilio::signature::sign(token, &args.url, &[])));
+    }
+    let report = caller::run(&script, &opts).await?;
     // The agent's side, if the server is callfunnel (its call API is on the same host).
     let timeline = crate::report::fetch_timeline(&args.url).await;
     if args.json {

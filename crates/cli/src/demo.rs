@@ -124,7 +124,7 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
     if let Some(dir) = args.record.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let result = caller::run(&script, &CallerOptions { url, record: Some(args.record.clone()) }).await;
+    let result = caller::run(&script, &CallerOptions { record: Some(args.record.clone()), ..CallerOptions::new(url) }).await;
     let events = wait_for_timeline(&server, &call_id).await;
     shutdown.cancel();
     let result = result?;

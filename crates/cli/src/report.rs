@@ -125,7 +125,8 @@ pub fn print_call(r: &CallerReport, timeline: Option<&[TimelineEvent]>) {
 pub fn timeline_url(ws_url: &str) -> Option<String> {
     let (scheme, rest) = ws_url.split_once("://")?;
     let (host, path) = rest.split_once('/')?;
-    let id = path.strip_prefix("twilio/media/")?;
+    let id = path.strip_prefix("twilio/media/").or_else(|| path.strip_prefix("exotel/media/"))?;
+    let id = id.split('?').next()?;
     Some(format!("{}://{host}/api/calls/{id}/timeline", if scheme == "wss" { "https" } else { "http" }))
 }
 
@@ -194,5 +195,6 @@ mod tests {
         assert_eq!(timeline_url("ws://127.0.0.1:8080/twilio/media/abc").as_deref(), Some("http://127.0.0.1:8080/api/calls/abc/timeline"));
         assert_eq!(timeline_url("wss://h.example/twilio/media/x").as_deref(), Some("https://h.example/api/calls/x/timeline"));
         assert_eq!(timeline_url("ws://h/other"), None);
+        assert_eq!(timeline_url("ws://h/exotel/media/ex-1?sample-rate=8000").as_deref(), Some("http://h/api/calls/ex-1/timeline"));
     }
 }

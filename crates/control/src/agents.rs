@@ -17,6 +17,8 @@ pub struct AgentProfile {
     /// STT / TTS failover chains for this agent (override `[providers]`).
     pub stt: Option<Vec<String>>,
     pub tts: Option<Vec<String>>,
+    /// What to do when an outbound call reaches voicemail.
+    pub voicemail: Option<callfunnel_media::engine::VoicemailAction>,
 }
 
 pub enum AgentBrain {

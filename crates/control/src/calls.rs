@@ -1,21 +1,27 @@
-//! Running calls: the `CallHandler` the Twilio transport hands streams to, and the registry
-//! of active and recently ended calls (the after-stream TwiML needs to know about transfers).
+//! Running calls: the `CallHandler` every carrier's media stream is handed to, and the registry
+//! of planned, active and recently ended calls (webhooks after the stream need to know how a
+//! call ended; the API needs to reach a live call).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use callfunnel_ai::{CallContext, SttConfig, TtsConfig};
-use callfunnel_data::TimelineStore;
-use callfunnel_media::engine::{self, CallEnd, CallSetup, CarrierIo};
-use callfunnel_media::twilio::protocol::StartInfo;
-use callfunnel_media::twilio::transport::CallHandler;
+use callfunnel_ai::{CallContext, SttConfig, TextToSpeech, TtsConfig, TtsEvent, TtsInput};
+use callfunnel_data::{TimelineEvent, TimelineStore};
+use callfunnel_media::carrier::{CallHandler, CallStart, Carrier};
+use callfunnel_media::engine::{self, CallCommand, CallEnd, CallSetup, CarrierIo, CarrierOut, ScreeningConfig, VoicemailAction};
+use callfunnel_media::exotel::codec::chunk_ms;
 use parking_lot::Mutex;
 use serde::Serialize;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::providers::ProviderHub;
+use crate::routing::{CallPlan, Direction, Plans};
+use crate::telephony_config::{NumberTable, Route};
 
 const ENDED_KEPT: usize = 10_000;
 
@@ -24,13 +30,28 @@ pub struct ActiveCall {
     pub call_id: String,
     pub tenant_id: String,
     pub agent_id: String,
+    pub carrier: Carrier,
+    pub carrier_sid: String,
+    pub direction: Direction,
     pub started_unix_ms: u64,
+    #[serde(skip)]
+    commands: Option<mpsc::Sender<CallCommand>>,
 }
 
 #[derive(Default)]
 pub struct CallRegistry {
     active: Mutex<HashMap<String, ActiveCall>>,
-    ended: Mutex<(HashMap<String, CallEnd>, std::collections::VecDeque<String>)>,
+    ended: Mutex<(HashMap<String, CallEnd>, VecDeque<String>)>,
+    pub plans: Plans,
+    /// Carrier status per call: the highest sequence number applied and whether it was final.
+    statuses: Mutex<HashMap<String, (Option<u64>, bool)>>,
+    /// Carrier call id → our call id (Exotel's callbacks name only their own id).
+    by_sid: Mutex<HashMap<String, String>>,
+}
+
+/// A carrier status after which nothing changes.
+pub fn is_final_status(status: &str) -> bool {
+    matches!(status, "completed" | "busy" | "failed" | "no-answer" | "canceled")
 }
 
 impl CallRegistry {
@@ -42,9 +63,66 @@ impl CallRegistry {
         self.active.lock().len()
     }
 
-    /// How a call ended, taken once (by the after-stream webhook).
+    pub fn get_active(&self, call_id: &str) -> Option<ActiveCall> {
+        self.active.lock().get(call_id).cloned()
+    }
+
+    /// Sends a command to a live call. False if the call is not running here.
+    pub async fn command(&self, call_id: &str, cmd: CallCommand) -> bool {
+        let tx = self.active.lock().get(call_id).and_then(|c| c.commands.clone());
+        match tx {
+            Some(tx) => tx.send(cmd).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Orders carrier status callbacks: true if this one applies, false if it is stale (a
+    /// lower sequence number than one already applied, or anything after a final status).
+    pub fn observe_status(&self, call_id: &str, seq: Option<u64>, status: &str) -> bool {
+        let mut g = self.statuses.lock();
+        if g.len() > 4 * ENDED_KEPT {
+            g.clear();
+        }
+        let (last, done) = g.entry(call_id.to_string()).or_insert((None, false));
+        if *done {
+            return false;
+        }
+        if let (Some(n), Some(l)) = (seq, *last) {
+            if n <= l {
+                return false;
+            }
+        }
+        if seq.is_some() {
+            *last = seq;
+        }
+        *done = is_final_status(status);
+        true
+    }
+
+    /// Our call id for a carrier's call id, if a call with it ran here.
+    pub fn call_for_sid(&self, carrier_sid: &str) -> Option<String> {
+        self.by_sid.lock().get(carrier_sid).cloned()
+    }
+
+    pub fn note_sid(&self, carrier_sid: &str, call_id: &str) {
+        if carrier_sid.is_empty() {
+            return;
+        }
+        let mut g = self.by_sid.lock();
+        if g.len() > 4 * ENDED_KEPT {
+            g.clear();
+        }
+        g.insert(carrier_sid.to_string(), call_id.to_string());
+    }
+
+    /// How a call ended, taken once (by the webhook that follows the stream).
     pub fn take_end(&self, call_id: &str) -> Option<CallEnd> {
         self.ended.lock().0.remove(call_id)
+    }
+
+    /// How a call ended, left in place.
+    pub fn end_of(&self, call_id: &str) -> Option<CallEnd> {
+        self.ended.lock().0.get(call_id).cloned()
     }
 
     fn finish(&self, call_id: &str, end: CallEnd) {
@@ -66,37 +144,156 @@ pub struct Calls {
     pub hub: Arc<ProviderHub>,
     pub store: Arc<dyn TimelineStore>,
     pub registry: Arc<CallRegistry>,
+    pub numbers: NumberTable,
     pub shutdown: CancellationToken,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Calls {
+    /// Appends an event to a call's timeline from outside the call (carrier callbacks).
+    pub async fn record(&self, call_id: &str, kind: &str, data: serde_json::Value) {
+        let e = TimelineEvent { at_ms: 0, unix_ms: unix_ms(), kind: kind.to_string(), data };
+        if let Err(err) = self.store.append(call_id, &[e]).await {
+            tracing::error!(call_id, kind, error = %err, "timeline write failed");
+        }
+    }
+
+    /// The plan for a stream that arrived: ours if a webhook or the API made one, else routed
+    /// by the number called.
+    fn plan_for(&self, call_id: &str, start: &CallStart) -> Option<CallPlan> {
+        if let Some(p) = self.registry.plans.get(call_id) {
+            return Some(p);
+        }
+        let a = &self.config.agents;
+        match self.numbers.route(&start.to, &a.default_tenant, &a.default_agent) {
+            Route::Unknown => None,
+            Route::Agent { tenant_id, agent_id } => {
+                // Without a numbers table (the embedded demo) a stream may name its agent.
+                let (tenant_id, agent_id) = if self.numbers.is_empty() {
+                    let p = &start.custom_parameters;
+                    let get = |k: &str, d: String| p.get(k).filter(|v| !v.is_empty()).cloned().unwrap_or(d);
+                    (get("tenant_id", tenant_id), get("agent_id", agent_id))
+                } else {
+                    (tenant_id, agent_id)
+                };
+                Some(CallPlan { tenant_id, agent_id, from: start.from.clone(), to: start.to.clone(), direction: Direction::Inbound, carrier: start.carrier, carrier_sid: start.call_sid.clone(), screening: None })
+            }
+        }
+    }
+
+    fn recording_path(&self, tenant_id: &str, call_id: &str) -> Option<PathBuf> {
+        if !self.config.telephony.record {
+            return None;
+        }
+        let dir = self.config.data.dir.join("recordings").join(tenant_id);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot create the recordings directory");
+            return None;
+        }
+        Some(dir.join(format!("{call_id}.wav")))
+    }
+
+    /// A number we do not serve: say so politely, then hang up.
+    async fn refuse(&self, call_id: &str, start: &CallStart, io: CarrierIo) -> CallEnd {
+        tracing::warn!(call_id, to = %start.to, "call to an unknown number refused");
+        self.record(call_id, "call_refused", serde_json::json!({"to": start.to, "reason": "unknown number"})).await;
+        let a = &self.config.agents;
+        if let Ok(cp) = self.hub.for_call(&a.default_tenant, &a.default_agent, &a.voice, &a.language).await {
+            let text = self.config.telephony.unknown_number_message.clone();
+            let cfg = TtsConfig { voice: cp.voice, language: cp.language, sample_rate: 8000 };
+            if let Ok(pcm) = synthesize(cp.providers.tts.as_ref(), cfg, &text).await {
+                for frame in pcm.chunks(160) {
+                    if io.outbound.send(CarrierOut::Audio(frame.to_vec())).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let _ = io.outbound.send(CarrierOut::Flush).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        let end = CallEnd::AgentEnded { reason: "unknown number".into() };
+        let _ = io.outbound.send(CarrierOut::Close(end.clone())).await;
+        end
+    }
+}
+
+/// Speaks `text` to PCM16 at the config's rate (refusals, transfer briefs).
+pub async fn synthesize(tts: &dyn TextToSpeech, cfg: TtsConfig, text: &str) -> anyhow::Result<Vec<i16>> {
+    let mut s = tts.open(cfg).await?;
+    s.input.send(TtsInput::Text(text.to_string())).await.map_err(|_| anyhow::anyhow!("TTS closed"))?;
+    s.input.send(TtsInput::Flush).await.map_err(|_| anyhow::anyhow!("TTS closed"))?;
+    let mut pcm = Vec::new();
+    let collect = async {
+        while let Some(ev) = s.events.recv().await {
+            match ev {
+                TtsEvent::Audio(c) => pcm.extend(c.pcm),
+                TtsEvent::Done => break,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), collect).await.map_err(|_| anyhow::anyhow!("TTS timed out"))?;
+    Ok(pcm)
 }
 
 #[async_trait]
 impl CallHandler for Calls {
-    async fn run(&self, call_id: String, start: StartInfo, io: CarrierIo) -> CallEnd {
-        let p = &start.custom_parameters;
-        let get = |k: &str, d: &str| p.get(k).filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| d.to_string());
+    async fn run(&self, call_id: String, start: CallStart, io: CarrierIo) -> CallEnd {
+        self.registry.note_sid(&start.call_sid, &call_id);
+        let Some(plan) = self.plan_for(&call_id, &start) else {
+            let end = self.refuse(&call_id, &start, io).await;
+            self.registry.finish(&call_id, end.clone());
+            return end;
+        };
+        self.registry.plans.remove(&call_id);
         let agents = &self.config.agents;
         let ctx = CallContext {
             call_id: call_id.clone(),
-            tenant_id: get("tenant_id", &agents.default_tenant),
-            agent_id: get("agent_id", &agents.default_agent),
-            caller: get("from", ""),
+            tenant_id: plan.tenant_id.clone(),
+            agent_id: plan.agent_id.clone(),
+            caller: if plan.direction == Direction::Inbound { plan.from.clone() } else { plan.to.clone() },
             language: agents.language.clone(),
         };
-        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        self.registry.active.lock().insert(call_id.clone(), ActiveCall { call_id: call_id.clone(), tenant_id: ctx.tenant_id.clone(), agent_id: ctx.agent_id.clone(), started_unix_ms: unix });
-        tracing::info!(call_id, tenant_id = %ctx.tenant_id, agent_id = %ctx.agent_id, call_sid = %start.call_sid, "call started");
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        let carrier_sid = if start.call_sid.is_empty() { plan.carrier_sid.clone() } else { start.call_sid.clone() };
+        self.registry.active.lock().insert(call_id.clone(), ActiveCall {
+            call_id: call_id.clone(), tenant_id: ctx.tenant_id.clone(), agent_id: ctx.agent_id.clone(), carrier: start.carrier,
+            carrier_sid: carrier_sid.clone(), direction: plan.direction, started_unix_ms: unix_ms(), commands: Some(cmd_tx),
+        });
+        self.registry.note_sid(&carrier_sid, &call_id);
+        tracing::info!(call_id, tenant_id = %ctx.tenant_id, agent_id = %ctx.agent_id, carrier = start.carrier.as_str(), %carrier_sid, direction = ?plan.direction, "call started");
+        self.record(&call_id, "carrier_stream_started", serde_json::json!({"carrier": start.carrier, "carrier_sid": carrier_sid, "stream_sid": start.stream_sid,
+            "audio": start.audio, "sample_rate": start.sample_rate, "direction": plan.direction, "from": plan.from, "to": plan.to})).await;
         let end = match self.hub.for_call(&ctx.tenant_id, &ctx.agent_id, &agents.voice, &agents.language).await {
             Ok(cp) => {
                 let context = CallContext { language: cp.language.clone(), ..ctx.clone() };
+                let mut playout = self.config.playout.clone();
+                if start.carrier == Carrier::Exotel {
+                    // Exotel plays whole chunks: run far enough ahead that the next is there in time.
+                    playout.lead_ms = playout.lead_ms.max(chunk_ms(start.audio, start.sample_rate) + 100);
+                }
+                let screening = plan.screening.clone().map(|mut s| {
+                    if let Some(v) = cp.voicemail.clone() {
+                        s.voicemail = v;
+                    } else if let (VoicemailAction::Hangup, Some(m)) = (&s.voicemail, &self.config.telephony.voicemail_message) {
+                        s.voicemail = VoicemailAction::LeaveMessage { message: m.clone() };
+                    }
+                    s
+                });
                 let setup = CallSetup {
                     call_id: call_id.clone(),
                     context,
                     turn: self.config.turn.clone(),
-                    playout: self.config.playout.clone(),
+                    playout,
                     stt: SttConfig { language: cp.language.clone(), sample_rate: 8000 },
                     tts: TtsConfig { voice: cp.voice, language: cp.language, sample_rate: 8000 },
+                    recording: self.recording_path(&ctx.tenant_id, &call_id),
+                    screening,
                 };
-                engine::run_call(setup, cp.providers, io, self.store.clone(), self.shutdown.clone()).await
+                engine::run_call_with(setup, cp.providers, io, cmd_rx, self.store.clone(), self.shutdown.clone()).await
             }
             Err(e) => {
                 tracing::error!(call_id, error = %e, "cannot start call");
@@ -107,4 +304,9 @@ impl CallHandler for Calls {
         self.registry.finish(&call_id, end.clone());
         end
     }
+}
+
+/// Default screening for an outbound call (the agent's voicemail answer is applied at start).
+pub fn outbound_screening() -> ScreeningConfig {
+    ScreeningConfig::default()
 }

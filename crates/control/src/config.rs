@@ -10,9 +10,14 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub use crate::provider_config::ProvidersConfig;
+pub use crate::telephony_config::{ExotelConfig, NumberRoute, TelephonyConfig, TwilioConfig};
 
 /// `CALLFUNNEL_*` variables that are not configuration keys (keys, tool settings).
-const NOT_CONFIG: [&str; 10] = ["models_dir", "log_format", "log_level", "config", "sdk_venv", "deepgram_api_key", "anthropic_api_key", "cartesia_api_key", "sarvam_api_key", "voyage_api_key"];
+const NOT_CONFIG: [&str; 15] = [
+    "models_dir", "log_format", "log_level", "config", "sdk_venv",
+    "deepgram_api_key", "anthropic_api_key", "cartesia_api_key", "sarvam_api_key", "voyage_api_key",
+    "twilio_auth_token", "twilio_auth_token_secondary", "exotel_api_key", "exotel_api_token", "exotel_stream_auth",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +29,11 @@ pub struct Config {
     pub turn: TurnConfig,
     pub playout: PlayoutConfig,
     pub providers: ProvidersConfig,
+    pub telephony: TelephonyConfig,
+    pub twilio: TwilioConfig,
+    pub exotel: ExotelConfig,
+    /// Inbound routing: each number we answer and its agent.
+    pub numbers: Vec<NumberRoute>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +115,10 @@ impl Default for Config {
             turn: TurnConfig::default(),
             playout: PlayoutConfig::default(),
             providers: ProvidersConfig::default(),
+            telephony: TelephonyConfig::default(),
+            twilio: TwilioConfig::default(),
+            exotel: ExotelConfig::default(),
+            numbers: Vec::new(),
         }
     }
 }
@@ -129,6 +143,19 @@ impl Config {
         self.providers.validate().map_err(|e| anyhow::anyhow!("invalid [providers]: {e}"))?;
         if !matches!(self.data.timeline.as_str(), "file" | "memory") {
             anyhow::bail!("invalid [data] timeline `{}`: use `file` or `memory`", self.data.timeline);
+        }
+        if !matches!(self.exotel.sample_rate, 8000 | 16000 | 24000) {
+            anyhow::bail!("invalid [exotel] sample_rate {}: use 8000, 16000 or 24000", self.exotel.sample_rate);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for n in &self.numbers {
+            let norm = crate::telephony_config::normalize_number(&n.number);
+            if norm.trim_start_matches('+').is_empty() {
+                anyhow::bail!("invalid [[numbers]] entry `{}`: not a phone number", n.number);
+            }
+            if !seen.insert(norm) {
+                anyhow::bail!("[[numbers]] lists `{}` twice", n.number);
+            }
         }
         if !matches!(self.server.public_ws_scheme.as_str(), "ws" | "wss") {
             anyhow::bail!("invalid [server] public_ws_scheme `{}`: use `wss` or `ws`", self.server.public_ws_scheme);

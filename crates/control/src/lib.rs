@@ -2,10 +2,13 @@
 
 pub mod agents;
 pub mod calls;
+pub mod carriers;
 pub mod config;
 pub mod http;
 pub mod provider_config;
 pub mod providers;
+pub mod routing;
+pub mod telephony_config;
 
 pub use config::Config;
 pub use http::{AppState, Server};

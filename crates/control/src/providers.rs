@@ -54,6 +54,8 @@ pub struct CallProviders {
     pub providers: Providers,
     pub voice: String,
     pub language: String,
+    /// The agent's answer to voicemail on outbound calls.
+    pub voicemail: Option<callfunnel_media::engine::VoicemailAction>,
 }
 
 struct LoadedAgent {
@@ -251,6 +253,6 @@ impl ProviderHub {
         let stt = self.stt_chain(tenant_id, &stt_names, &m).await?;
         let tts = self.tts_chain(tenant_id, &tts_names, &m).await?;
         let voice = agent.profile.voice.clone().unwrap_or_else(|| voice.to_string());
-        Ok(CallProviders { providers: Providers { vad: m.vad, turn_detector: m.turn, stt, brain: agent.brain.clone(), tts }, voice, language })
+        Ok(CallProviders { providers: Providers { vad: m.vad, turn_detector: m.turn, stt, brain: agent.brain.clone(), tts }, voice, language, voicemail: agent.profile.voicemail.clone() })
     }
 }

@@ -61,6 +61,8 @@ fn main() {
                 playout: PlayoutConfig::default(),
                 stt: SttConfig { language: "en-US".into(), sample_rate: 8000 },
                 tts: TtsConfig { voice: "tone".into(), language: "en-US".into(), sample_rate: 8000 },
+                recording: None,
+                screening: None,
             };
             let providers = callfunnel_media::testkit::providers(&[]);
             let st: Arc<dyn TimelineStore> = store.clone();

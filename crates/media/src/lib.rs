@@ -2,7 +2,9 @@
 //! per-call pipeline.
 
 pub mod caller;
+pub mod carrier;
 pub mod engine;
+pub mod exotel;
 pub mod testkit;
 pub mod twilio;
 

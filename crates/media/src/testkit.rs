@@ -74,7 +74,8 @@ impl SpeechToText for ScriptedStt {
     }
 }
 
-/// Greets, repeats what it heard ("You said: ..."), and ends the call on "goodbye".
+/// Greets, repeats what it heard ("You said: ..."), ends the call on "goodbye", presses 1 2 on
+/// "menu" and warm-transfers on "person".
 pub struct EchoBrain {
     pub greeting: String,
 }
@@ -99,6 +100,14 @@ impl BrainSession for EchoSession {
             TurnInput::UserSaid(t) if t.to_lowercase().contains("goodbye") => {
                 out.push(BrainEvent::Text("Goodbye.".into()));
                 out.push(BrainEvent::Action(CallAction::EndCall { reason: "caller said goodbye".into() }));
+            }
+            TurnInput::UserSaid(t) if t.to_lowercase().contains("menu") => {
+                out.push(BrainEvent::Text("Pressing one, then two.".into()));
+                out.push(BrainEvent::Action(CallAction::SendDtmf { digits: "12".into() }));
+            }
+            TurnInput::UserSaid(t) if t.to_lowercase().contains("person") => {
+                out.push(BrainEvent::Text("Putting you through.".into()));
+                out.push(BrainEvent::Action(CallAction::Transfer { to: "+15550123000".into(), reason: "asked for a person".into(), warm: true, summary: None }));
             }
             TurnInput::UserSaid(t) => {
                 for w in format!("You said: {t}.").split_inclusive(' ') {

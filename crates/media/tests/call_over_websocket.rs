@@ -12,8 +12,8 @@ use callfunnel_ai::{CallContext, SttConfig, TtsConfig};
 use callfunnel_data::{MemoryTimeline, TimelineStore};
 use callfunnel_media::caller::{self, CallerOptions, Script};
 use callfunnel_media::engine::{self, CallEnd, CallSetup, CarrierIo, PlayoutConfig, TurnConfig};
-use callfunnel_media::twilio::protocol::StartInfo;
-use callfunnel_media::twilio::transport::{self, CallHandler};
+use callfunnel_media::carrier::{self, CallHandler, CallStart};
+use callfunnel_media::twilio::TwilioCodec;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ struct Handler {
 
 #[async_trait]
 impl CallHandler for Handler {
-    async fn run(&self, call_id: String, _start: StartInfo, io: CarrierIo) -> CallEnd {
+    async fn run(&self, call_id: String, _start: CallStart, io: CarrierIo) -> CallEnd {
         let setup = CallSetup {
             call_id: call_id.clone(),
             context: CallContext { call_id, ..Default::default() },
@@ -32,6 +32,8 @@ impl CallHandler for Handler {
             playout: PlayoutConfig::default(),
             stt: SttConfig { language: "en-US".into(), sample_rate: 8000 },
             tts: TtsConfig { voice: "tone".into(), language: "en-US".into(), sample_rate: 8000 },
+            recording: None,
+            screening: None,
         };
         let providers = callfunnel_media::testkit::providers(&["what are your opening hours", "i want to book an appointment please", "goodbye"]);
         engine::run_call(setup, providers, io, self.store.clone(), CancellationToken::new()).await
@@ -44,7 +46,7 @@ async fn server(store: Arc<MemoryTimeline>) -> std::net::SocketAddr {
         "/twilio/media/{id}",
         any(move |Path(id): Path<String>, ws: WebSocketUpgrade| {
             let h = handler.clone();
-            async move { ws.on_upgrade(move |s| async move { let _ = transport::serve(s, id, h).await; }) }
+            async move { ws.on_upgrade(move |s| async move { let _ = carrier::serve(s, id, TwilioCodec::default(), h).await; }) }
         }),
     );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -86,7 +88,7 @@ async fn barge_in_truncates_history_and_the_agent_ends_the_call() {
 
     let script = Script::from_toml(SCRIPT).unwrap();
     let rec = std::env::temp_dir().join(format!("cf-call-{}.wav", std::process::id()));
-    let report = caller::run(&script, &CallerOptions { url: format!("ws://{addr}/twilio/media/good1"), record: Some(rec.clone()) }).await.unwrap();
+    let report = caller::run(&script, &CallerOptions { record: Some(rec.clone()), ..CallerOptions::new(format!("ws://{addr}/twilio/media/good1")) }).await.unwrap();
     assert!(bad.await.unwrap(), "the bad stream was not closed");
 
     assert_eq!(report.ended_by, "agent closed the stream", "{report:?}");

@@ -170,7 +170,7 @@ async fn claude_streams_replies_and_the_prompt_cache_hits_on_the_next_turn() {
 #[tokio::test]
 async fn claude_calls_tools_in_parallel_and_feeds_results_back() {
     let s = sim(Provider::Anthropic, &[]).await;
-    let tools = vec![ToolSpec::EndCall { description: None }, ToolSpec::Transfer { to: "+15550123000".into(), description: None }];
+    let tools = vec![ToolSpec::EndCall { description: None }, ToolSpec::Transfer { to: "+15550123000".into(), description: None, warm: false }];
     let brain = ClaudeBrain::new(AnthropicClient::new(ep(&s)), agent(tools, None));
     let h = vec![user("Please transfer the call, then end the call")];
     let turns = turn(&brain, &[(TurnInput::UserSaid(h[0].text.clone()), h)]).await;

@@ -40,6 +40,8 @@ impl fmt::Display for Secret {
 pub trait SecretSource: Send + Sync {
     /// The key of `provider` (`deepgram`, `anthropic`, ...) for `tenant_id`, if any.
     async fn provider_key(&self, tenant_id: &str, provider: &str) -> Result<Option<Secret>>;
+    /// Any other secret by name (`twilio_auth_token`, ...), for `tenant_id` ("" = platform).
+    async fn named(&self, tenant_id: &str, name: &str) -> Result<Option<Secret>>;
 }
 
 /// Keys from the environment: `CALLFUNNEL_<PROVIDER>_API_KEY`, else the vendor's own variable
@@ -56,6 +58,12 @@ impl SecretSource for EnvSecrets {
             .iter()
             .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()));
         Ok(found.map(Secret::new))
+    }
+
+    /// `CALLFUNNEL_<NAME>`, else `<NAME>` (e.g. `TWILIO_AUTH_TOKEN`).
+    async fn named(&self, _tenant_id: &str, name: &str) -> Result<Option<Secret>> {
+        let up = name.to_ascii_uppercase();
+        Ok([format!("CALLFUNNEL_{up}"), up].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty())).map(Secret::new))
     }
 }
 
@@ -74,6 +82,10 @@ impl StaticSecrets {
 impl SecretSource for StaticSecrets {
     async fn provider_key(&self, tenant_id: &str, provider: &str) -> Result<Option<Secret>> {
         Ok(self.0.get(&format!("{tenant_id}/{provider}")).or_else(|| self.0.get(provider)).cloned())
+    }
+
+    async fn named(&self, tenant_id: &str, name: &str) -> Result<Option<Secret>> {
+        self.provider_key(tenant_id, name).await
     }
 }
 

@@ -87,8 +87,16 @@ pub enum Action {
         #[serde(default = "default_timeout")]
         timeout_ms: u64,
     },
-    Transfer { to: String, say: Option<String> },
+    Transfer {
+        to: String,
+        say: Option<String>,
+        /// Brief the human with a summary of the call before putting the caller through.
+        #[serde(default)]
+        warm: bool,
+    },
     EndCall,
+    /// Press keys on the line (e.g. to navigate the other side's IVR).
+    SendDtmf { digits: String },
 }
 
 fn default_max_fallbacks() -> u32 { 2 }

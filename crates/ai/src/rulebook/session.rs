@@ -244,9 +244,13 @@ impl Inner {
                     out.say(&intent.on_error).await;
                 }
             },
-            Some(Action::Transfer { to, say }) => {
+            Some(Action::Transfer { to, say, warm }) => {
                 out.say(&self.render(say.as_deref().unwrap_or(&intent.reply), &vars)).await;
-                out.send(BrainEvent::Action(CallAction::Transfer { to: to.clone(), reason: intent.name.clone() })).await;
+                out.send(BrainEvent::Action(CallAction::Transfer { to: to.clone(), reason: intent.name.clone(), warm: *warm, summary: None })).await;
+            }
+            Some(Action::SendDtmf { digits }) => {
+                out.say(&self.render(&intent.reply, &vars)).await;
+                out.send(BrainEvent::Action(CallAction::SendDtmf { digits: digits.clone() })).await;
             }
             Some(Action::EndCall) => {
                 out.say(&self.render(&intent.reply, &vars)).await;
@@ -272,9 +276,9 @@ impl Inner {
         self.misses = 0;
         self.active = None;
         match self.book.escalate.clone() {
-            Some(Action::Transfer { to, say }) => {
+            Some(Action::Transfer { to, say, warm }) => {
                 out.say(say.as_deref().unwrap_or("Let me put you through to someone who can help.")).await;
-                out.send(BrainEvent::Action(CallAction::Transfer { to, reason: "escalation after repeated misunderstandings".into() })).await;
+                out.send(BrainEvent::Action(CallAction::Transfer { to, reason: "escalation after repeated misunderstandings".into(), warm, summary: None })).await;
             }
             Some(Action::EndCall) => out.send(BrainEvent::Action(CallAction::EndCall { reason: "escalation".into() })).await,
             _ => {}

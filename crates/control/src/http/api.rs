@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/calls", get(list)).route("/api/calls/active", get(active)).route("/api/calls/{call_id}/timeline", get(timeline))
+    Router::new().route("/api/calls", get(list).post(super::outbound::place)).route("/api/calls/active", get(active)).route("/api/calls/{call_id}/timeline", get(timeline))
 }
 
 #[derive(Deserialize)]

@@ -2,8 +2,11 @@
 
 mod api;
 mod error;
+mod exotel;
 mod health;
+mod outbound;
 mod twilio;
+mod twilio_auth;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,8 +22,10 @@ pub use error::ApiError;
 use crate::calls::{CallRegistry, Calls};
 use callfunnel_ai::cloud::{EnvSecrets, SecretSource};
 
+use crate::carriers::CarrierAuth;
 use crate::config::Config;
 use crate::providers::ProviderHub;
+use crate::telephony_config::NumberTable;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -29,27 +34,45 @@ pub struct AppState {
     pub store: Arc<dyn TimelineStore>,
     pub registry: Arc<CallRegistry>,
     pub calls: Arc<Calls>,
+    pub carriers: Arc<CarrierAuth>,
     pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    pub fn new(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>) -> anyhow::Result<AppState> {
+    pub fn new(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>, carriers: CarrierAuth) -> anyhow::Result<AppState> {
         let store: Arc<dyn TimelineStore> = match config.data.timeline.as_str() {
             "memory" => Arc::new(MemoryTimeline::default()),
             _ => Arc::new(FileTimeline::open(config.data.dir.join("timelines"))?),
         };
         let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.models.whisper_threads, config.agents.dir.clone(), config.providers.clone(), secrets));
         let registry = Arc::new(CallRegistry::default());
-        let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), registry: registry.clone(), shutdown: shutdown.clone() });
-        Ok(AppState { config: Arc::new(config), hub, store, registry, calls, shutdown })
+        let numbers = NumberTable::new(&config.numbers);
+        let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), registry: registry.clone(), numbers, shutdown: shutdown.clone() });
+        Ok(AppState { config: Arc::new(config), hub, store, registry, calls, carriers: Arc::new(carriers), shutdown })
+    }
+}
+
+impl AppState {
+    /// Our public URL for `path` (carriers call it): `https://PUBLIC_HOST/path` (`http` when the
+    /// WebSocket scheme is `ws`, in local tests).
+    pub fn public_http(&self, path: &str) -> String {
+        let scheme = if self.config.server.public_ws_scheme == "wss" { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.config.server.public_host)
+    }
+
+    /// Our public WebSocket URL for `path`.
+    pub fn public_ws(&self, path: &str) -> String {
+        format!("{}://{}{path}", self.config.server.public_ws_scheme, self.config.server.public_host)
     }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
-        .merge(twilio::routes())
+        .merge(twilio::routes(state.clone()))
+        .merge(exotel::routes())
         .merge(api::routes())
+        .merge(outbound::routes())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -72,7 +95,8 @@ impl Server {
     pub async fn start_with(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>) -> anyhow::Result<Server> {
         let listener = TcpListener::bind(config.server.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
         let addr = listener.local_addr()?;
-        let state = AppState::new(config, shutdown.clone(), secrets)?;
+        let carriers = CarrierAuth::load(&config, secrets.as_ref()).await?;
+        let state = AppState::new(config, shutdown.clone(), secrets, carriers)?;
         if state.config.server.preload_models && state.hub.missing().is_empty() {
             let hub = state.hub.clone();
             tokio::spawn(async move {

@@ -1,4 +1,6 @@
-//! Twilio webhooks and the Media Streams WebSocket.
+//! Twilio: voice webhooks (inbound and our outbound calls), status and AMD callbacks, the
+//! after-stream step (hang up or transfer, warm with a whispered brief) and the Media Streams
+//! WebSocket. Every route sits behind the `X-Twilio-Signature` check.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,47 +11,125 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::{Form, Router};
-use callfunnel_media::engine::CallEnd;
-use callfunnel_media::twilio::{protocol, transport, twiml};
+use callfunnel_media::carrier::{self, Carrier, CallHandler, MAX_MESSAGE_BYTES};
+use callfunnel_media::engine::{CallCommand, CallEnd};
+use callfunnel_media::twilio::{twiml, TwilioCodec};
+use serde_json::json;
 
 use super::{ApiError, AppState};
+use crate::routing::{call_id_for, CallPlan, Direction};
+use crate::telephony_config::Route;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/twilio/voice", post(voice))
+        .route("/twilio/outbound/{call_id}", post(outbound))
+        .route("/twilio/status/{call_id}", post(status))
+        .route("/twilio/amd/{call_id}", post(amd))
         .route("/twilio/after/{call_id}", post(after_stream))
+        .route("/twilio/whisper/{call_id}", post(whisper))
         .route("/twilio/media/{call_id}", any(media))
+        .layer(axum::middleware::from_fn_with_state(state, super::twilio_auth::require_signature))
 }
 
 fn xml(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
 }
 
-/// Incoming call: answer with a bidirectional stream to this server. The call id travels in
-/// the path (Twilio forbids a query string on `<Stream url>`).
-async fn voice(State(s): State<AppState>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let sid = form.get("CallSid").map(String::as_str).unwrap_or_default();
-    let call_id = if sid.len() == 34 && sid.starts_with("CA") && sid.bytes().all(|b| b.is_ascii_alphanumeric()) { sid.to_string() } else { format!("c{}", uuid::Uuid::new_v4().simple()) };
-    let cfg = &s.config;
-    let ws = format!("{}://{}/twilio/media/{call_id}", cfg.server.public_ws_scheme, cfg.server.public_host);
-    let http = if cfg.server.public_ws_scheme == "wss" { "https" } else { "http" };
-    let action = format!("{http}://{}/twilio/after/{call_id}", cfg.server.public_host);
-    let from = form.get("From").cloned().unwrap_or_default();
-    let to = form.get("To").cloned().unwrap_or_default();
-    tracing::info!(call_id, "incoming call");
-    xml(twiml::connect_stream(&ws, Some(&action), &[
-        ("tenant_id", &cfg.agents.default_tenant),
-        ("agent_id", &cfg.agents.default_agent),
-        ("from", &from),
-        ("to", &to),
-    ]))
+type Params = Form<HashMap<String, String>>;
+
+fn param<'a>(f: &'a HashMap<String, String>, k: &str) -> &'a str {
+    f.get(k).map(String::as_str).unwrap_or_default()
 }
 
-/// The stream ended: transfer if the agent asked for it, else hang up.
+/// `<Connect><Stream>` to our media WebSocket for `call_id` (the id travels in the path:
+/// Twilio forbids a query string), with the after-stream step as `action`.
+fn stream_twiml(s: &AppState, call_id: &str, plan: &CallPlan) -> Response {
+    let ws = s.public_ws(&format!("/twilio/media/{call_id}"));
+    let action = s.public_http(&format!("/twilio/after/{call_id}"));
+    xml(twiml::connect_stream(&ws, Some(&action), &[("tenant_id", &plan.tenant_id), ("agent_id", &plan.agent_id), ("from", &plan.from), ("to", &plan.to)]))
+}
+
+/// An incoming call: route by the number called; unknown numbers hear a polite refusal.
+async fn voice(State(s): State<AppState>, Form(f): Params) -> Response {
+    let sid = param(&f, "CallSid");
+    let call_id = call_id_for(Carrier::Twilio, sid).unwrap_or_else(crate::routing::new_call_id);
+    let (from, to) = (param(&f, "From"), param(&f, "To"));
+    let a = &s.config.agents;
+    match s.calls.numbers.route(to, &a.default_tenant, &a.default_agent) {
+        Route::Unknown => {
+            tracing::warn!(call_id, to, "call to an unknown number refused");
+            s.calls.record(&call_id, "call_refused", json!({"carrier": "twilio", "to": to, "reason": "unknown number"})).await;
+            xml(twiml::say_and_hangup(&s.config.telephony.unknown_number_message))
+        }
+        Route::Agent { tenant_id, agent_id } => {
+            tracing::info!(call_id, tenant_id, agent_id, "incoming call");
+            let plan = CallPlan { tenant_id, agent_id, from: from.into(), to: to.into(), direction: Direction::Inbound, carrier: Carrier::Twilio, carrier_sid: sid.into(), screening: None };
+            s.calls.record(&call_id, "carrier_call", json!({"carrier": "twilio", "direction": "inbound", "call_sid": sid, "from": from, "to": to})).await;
+            s.registry.plans.insert(&call_id, plan.clone());
+            stream_twiml(&s, &call_id, &plan)
+        }
+    }
+}
+
+/// Twilio fetched the TwiML of a call we placed (the plan was made by the outbound API).
+async fn outbound(State(s): State<AppState>, Path(call_id): Path<String>, Form(f): Params) -> Response {
+    let Some(plan) = s.registry.plans.get(&call_id) else {
+        tracing::warn!(call_id, "TwiML requested for an unknown outbound call: hanging up");
+        return xml(twiml::hangup());
+    };
+    s.registry.plans.set_carrier_sid(&call_id, param(&f, "CallSid"));
+    stream_twiml(&s, &call_id, &plan)
+}
+
+/// Call progress (`initiated`, `ringing`, `in-progress`, `completed`, ...) into the timeline,
+/// in `SequenceNumber` order: a late callback is recorded as stale and changes nothing.
+async fn status(State(s): State<AppState>, Path(call_id): Path<String>, Form(f): Params) -> Response {
+    let status = param(&f, "CallStatus").to_string();
+    let seq: Option<u64> = f.get("SequenceNumber").and_then(|v| v.parse().ok());
+    let applied = s.registry.observe_status(&call_id, seq, &status);
+    s.calls
+        .record(&call_id, "carrier_status", json!({"carrier": "twilio", "status": status, "sequence": seq, "stale": !applied,
+            "call_sid": param(&f, "CallSid"), "duration_s": f.get("CallDuration"), "sip_response_code": f.get("SipResponseCode")}))
+        .await;
+    if applied && matches!(status.as_str(), "busy" | "no-answer" | "failed" | "canceled") {
+        // The callee never answered: the plan will not be used.
+        s.registry.plans.remove(&call_id);
+        tracing::info!(call_id, status, "outbound call not answered");
+    }
+    if applied && status == "completed" && s.registry.get_active(&call_id).is_some() {
+        s.registry.command(&call_id, CallCommand::Hangup { reason: "carrier reported the call completed".into() }).await;
+    }
+    axum::http::StatusCode::NO_CONTENT.into_response()
+}
+
+/// Answering-machine detection result for an outbound call.
+async fn amd(State(s): State<AppState>, Path(call_id): Path<String>, Form(f): Params) -> Response {
+    let by = param(&f, "AnsweredBy").to_string();
+    let delivered = s.registry.command(&call_id, CallCommand::AnsweredBy(by.clone())).await;
+    if !delivered {
+        s.calls.record(&call_id, "carrier_amd", json!({"answered_by": by, "delivered": false})).await;
+    }
+    axum::http::StatusCode::NO_CONTENT.into_response()
+}
+
+/// The stream ended: transfer (warm: the human hears a brief first) or hang up.
 async fn after_stream(State(s): State<AppState>, Path(call_id): Path<String>) -> Response {
-    match s.registry.take_end(&call_id) {
+    match s.registry.end_of(&call_id) {
+        Some(CallEnd::Transferred { to, brief: Some(_), .. }) => xml(twiml::dial_with_whisper(&to, &s.public_http(&format!("/twilio/whisper/{call_id}")))),
         Some(CallEnd::Transferred { to, .. }) => xml(twiml::dial(&to)),
         _ => xml(twiml::hangup()),
+    }
+}
+
+/// What the transfer target hears before being bridged to the caller.
+async fn whisper(State(s): State<AppState>, Path(call_id): Path<String>) -> Response {
+    match s.registry.end_of(&call_id) {
+        Some(CallEnd::Transferred { brief: Some(brief), .. }) => {
+            s.calls.record(&call_id, "transfer_briefed", json!({"brief": brief})).await;
+            xml(twiml::say(&brief))
+        }
+        _ => xml(twiml::say("Incoming transfer.")),
     }
 }
 
@@ -63,9 +143,9 @@ async fn media(State(s): State<AppState>, Path(call_id): Path<String>, ws: Resul
     if s.shutdown.is_cancelled() {
         return ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "draining", "server is shutting down").into_response();
     }
-    let handler: Arc<dyn transport::CallHandler> = s.calls.clone();
-    ws.max_message_size(protocol::MAX_MESSAGE_BYTES).max_frame_size(protocol::MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
-        if let Err(e) = transport::serve(socket, call_id.clone(), handler).await {
+    let handler: Arc<dyn CallHandler> = s.calls.clone();
+    ws.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
+        if let Err(e) = carrier::serve(socket, call_id.clone(), TwilioCodec::default(), handler).await {
             tracing::warn!(call_id, error = %e, "media stream rejected");
         }
     })

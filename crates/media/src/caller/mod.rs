@@ -4,6 +4,7 @@
 //! measures what a caller experiences (time from end of speech to the agent's first audio).
 
 pub mod script;
+pub mod wire;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -13,9 +14,12 @@ use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::dsp::{g711, wav};
-use crate::twilio::protocol::{self, DtmfInfo, Inbound, MediaFormat, MediaInfo, StartInfo, StopInfo};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+use crate::dsp::wav;
 pub use script::{Line, Script, ScriptError};
+pub use wire::{CallerCarrier, ServerMsg, Wire};
 
 const FRAME: usize = 160;
 /// The agent counts as done after this much silence from it.
@@ -27,6 +31,22 @@ const REPLY_TIMEOUT_MS: u64 = 20_000;
 pub struct CallerOptions {
     pub url: String,
     pub record: Option<PathBuf>,
+    pub carrier: CallerCarrier,
+    /// Extra headers on the WebSocket upgrade (a carrier's signature or Basic auth).
+    pub headers: Vec<(String, String)>,
+    /// The carrier's call id (a random one when None).
+    pub call_sid: Option<String>,
+    /// Custom parameters for `start` (the script's tenant/agent/from/to when None).
+    pub params: Option<std::collections::HashMap<String, String>>,
+    /// Cancelled when the carrier ends the call (a REST hang-up or redirect).
+    pub hangup: Option<CancellationToken>,
+}
+
+impl CallerOptions {
+    /// A Twilio caller for `url` with no extras.
+    pub fn new(url: impl Into<String>) -> Self {
+        CallerOptions { url: url.into(), record: None, carrier: CallerCarrier::Twilio, headers: Vec::new(), call_sid: None, params: None, hangup: None }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,27 +98,33 @@ enum Phase {
 /// Places a scripted call against `opts.url`.
 pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, CallerError> {
     let audio: Vec<Vec<i16>> = script.lines.iter().map(|l| script::line_audio(l, &script.call)).collect::<Result<_, _>>()?;
-    let (ws, _) = tokio_tungstenite::connect_async(opts.url.as_str()).await.map_err(|e| CallerError::Connect { url: opts.url.clone(), message: e.to_string() })?;
+    let connect_err = |message: String| CallerError::Connect { url: opts.url.clone(), message };
+    let mut request = opts.url.as_str().into_client_request().map_err(|e| connect_err(e.to_string()))?;
+    for (k, v) in &opts.headers {
+        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| connect_err(e.to_string()))?;
+        let value = tokio_tungstenite::tungstenite::http::HeaderValue::from_str(v).map_err(|e| connect_err(e.to_string()))?;
+        request.headers_mut().insert(name, value);
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| connect_err(e.to_string()))?;
     let (mut sink, mut stream) = ws.split();
     let suffix: String = format!("{:032x}", rand_u128());
-    let (call_sid, stream_sid) = (format!("CA{suffix}"), format!("MZ{suffix}"));
-    let mut seq = 0u64;
-    let send = |msg: Inbound| serde_json::to_string(&msg).map(|t| Message::Text(t.into()));
-    let c = &script.call;
-    let connected = send(Inbound::Connected { protocol: "Call".into(), version: "1.0.0".into() }).map_err(|e| CallerError::Io(e.to_string()))?;
-    sink.send(connected).await.map_err(|e| CallerError::Io(e.to_string()))?;
-    seq += 1;
-    let params = [("tenant_id", &c.tenant_id), ("agent_id", &c.agent_id), ("from", &c.from), ("to", &c.to)];
-    let start = StartInfo {
-        account_sid: "AC00000000000000000000000000000000".into(),
-        stream_sid: stream_sid.clone(),
-        call_sid: call_sid.clone(),
-        tracks: vec!["inbound".into()],
-        custom_parameters: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        media_format: MediaFormat { encoding: "audio/x-mulaw".into(), sample_rate: 8000, channels: 1 },
+    let call_sid = opts.call_sid.clone().unwrap_or_else(|| format!("CA{suffix}"));
+    let stream_sid = match opts.carrier {
+        CallerCarrier::Twilio => format!("MZ{suffix}"),
+        CallerCarrier::Exotel { .. } => suffix.clone(),
     };
-    let m = send(Inbound::Start { sequence_number: seq.to_string(), stream_sid: stream_sid.clone(), start }).map_err(|e| CallerError::Io(e.to_string()))?;
-    sink.send(m).await.map_err(|e| CallerError::Io(e.to_string()))?;
+    let mut w = Wire::new(opts.carrier, call_sid.clone(), stream_sid, "AC00000000000000000000000000000000".into());
+    let io = |e: tokio_tungstenite::tungstenite::Error| CallerError::Io(e.to_string());
+    let c = &script.call;
+    sink.send(Message::Text(w.connected().into())).await.map_err(io)?;
+    let params = opts.params.clone().unwrap_or_else(|| {
+        [("tenant_id", &c.tenant_id), ("agent_id", &c.agent_id), ("from", &c.from), ("to", &c.to)].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    });
+    let start = w.start(&c.from, &c.to, &params);
+    sink.send(Message::Text(start.into())).await.map_err(io)?;
+    let hangup = opts.hangup.clone().unwrap_or_default();
+    let media_every = opts.carrier.frame_ms() / 20;
+    let mut media_pending: Vec<i16> = Vec::new();
 
     let mut buf: VecDeque<Play> = VecDeque::new();
     let (mut caller_track, mut agent_track) = (Vec::<i16>::new(), Vec::<i16>::new());
@@ -116,6 +142,7 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
 
     loop {
         tokio::select! {
+            _ = hangup.cancelled() => { ended_by = "carrier ended the call".into(); break }
             msg = stream.next() => {
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
@@ -123,15 +150,10 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => { ended_by = format!("connection error: {e}"); break }
                 };
-                let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| CallerError::Io(format!("bad message from server: {e}")))?;
-                match v["event"].as_str() {
-                    Some("media") => {
-                        let payload = v["media"]["payload"].as_str().unwrap_or_default();
-                        let bytes = protocol::decode_payload(payload).map_err(|e| CallerError::Io(e.to_string()))?;
-                        buf.push_back(Play::Audio(g711::mulaw_decode_all(&bytes).into()));
-                    }
-                    Some("mark") => buf.push_back(Play::Mark(v["mark"]["name"].as_str().unwrap_or_default().to_string())),
-                    Some("clear") => {
+                match w.parse(&text).map_err(CallerError::Io)? {
+                    ServerMsg::Media(pcm) => buf.push_back(Play::Audio(pcm.into())),
+                    ServerMsg::Mark(name) => buf.push_back(Play::Mark(name)),
+                    ServerMsg::Clear => {
                         clears += 1;
                         let now = tick * 20;
                         if let Some(r) = reports.last_mut() {
@@ -139,17 +161,14 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
                                 r.clear_after_ms = Some(now - r.started_ms);
                             }
                         }
-                        // Twilio empties its buffer and sends pending marks back at once.
+                        // The carrier empties its buffer and sends pending marks back at once.
                         for p in buf.drain(..) {
                             if let Play::Mark(name) = p {
-                                seq += 1;
                                 marks_echoed += 1;
-                                let m = send(mark_msg(seq, &stream_sid, name)).map_err(|e| CallerError::Io(e.to_string()))?;
-                                sink.send(m).await.map_err(|e| CallerError::Io(e.to_string()))?;
+                                sink.send(Message::Text(w.mark(&name).into())).await.map_err(io)?;
                             }
                         }
                     }
-                    other => return Err(CallerError::Io(format!("unexpected event {other:?} from server"))),
                 }
             }
             _ = ticker.tick() => {
@@ -162,9 +181,8 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
                 while played.len() < FRAME {
                     match buf.front_mut() {
                         Some(Play::Mark(_)) => if let Some(Play::Mark(name)) = buf.pop_front() {
-                            seq += 1;
                             marks_echoed += 1;
-                            out_msgs.push(mark_msg(seq, &stream_sid, name));
+                            out_msgs.push(w.mark(&name));
                         },
                         Some(Play::Audio(a)) => {
                             while played.len() < FRAME { match a.pop_front() { Some(s) => played.push(s), None => break } }
@@ -175,7 +193,7 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
                 }
                 // Marks right after the audio just played are due now too.
                 while let Some(Play::Mark(_)) = buf.front() {
-                    if let Some(Play::Mark(name)) = buf.pop_front() { seq += 1; marks_echoed += 1; out_msgs.push(mark_msg(seq, &stream_sid, name)); }
+                    if let Some(Play::Mark(name)) = buf.pop_front() { marks_echoed += 1; out_msgs.push(w.mark(&name)); }
                 }
                 if !played.is_empty() {
                     agent_audio_ms += 20;
@@ -203,6 +221,7 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
                         } else {
                             let l: &Line = &script.lines[line];
                             let go = match l.barge_in_after_ms {
+                                _ if l.start_ms.is_some() => l.start_ms.is_some_and(|at| now >= at),
                                 Some(after) => reply_started_ms.is_some_and(|t| now - t >= after) && !agent_quiet,
                                 None => reply_started_ms.is_some() && agent_quiet && last_agent_ms.is_some_and(|t| now - t >= AGENT_QUIET_MS.max(l.pause_ms)),
                             };
@@ -210,8 +229,7 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
                                 reports.push(LineReport { said: describe(l), started_ms: now, ended_ms: 0, barge_in: l.barge_in_after_ms.is_some(), reply_after_ms: None, clear_after_ms: None });
                                 if let Some(digits) = &l.dtmf {
                                     for d in digits.chars() {
-                                        seq += 1;
-                                        out_msgs.push(Inbound::Dtmf { sequence_number: seq.to_string(), stream_sid: stream_sid.clone(), dtmf: DtmfInfo { track: "inbound_track".into(), digit: d.to_string() } });
+                                        out_msgs.push(w.dtmf(d));
                                     }
                                     if let Some(r) = reports.last_mut() { r.ended_ms = now; }
                                     line += 1;
@@ -236,21 +254,19 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
                     Phase::Closing => { ended_by = "script finished".into(); break }
                 };
                 caller_track.extend_from_slice(&frame);
-                seq += 1;
-                out_msgs.push(Inbound::Media { sequence_number: seq.to_string(), stream_sid: stream_sid.clone(), media: MediaInfo {
-                    track: "inbound".into(), chunk: tick.to_string(), timestamp: (now - 20).to_string(),
-                    payload: protocol::encode_payload(&g711::mulaw_encode_all(&frame)) } });
+                media_pending.extend_from_slice(&frame);
+                if media_pending.len() >= FRAME * media_every as usize {
+                    let started = (now + 20).saturating_sub(media_pending.len() as u64 / 8);
+                    out_msgs.push(w.media(&media_pending, started));
+                    media_pending.clear();
+                }
                 for m in out_msgs {
-                    let m = send(m).map_err(|e| CallerError::Io(e.to_string()))?;
-                    if sink.send(m).await.is_err() { break }
+                    if sink.send(Message::Text(m.into())).await.is_err() { break }
                 }
             }
         }
     }
-    seq += 1;
-    if let Ok(m) = send(Inbound::Stop { sequence_number: seq.to_string(), stream_sid: stream_sid.clone(), stop: Some(StopInfo { account_sid: "AC00000000000000000000000000000000".into(), call_sid: call_sid.clone() }) }) {
-        let _ = sink.send(m).await;
-    }
+    let _ = sink.send(Message::Text(w.stop().into())).await;
     let _ = sink.close().await;
     let recording = match &opts.record {
         Some(p) => {
@@ -262,12 +278,16 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
     Ok(CallerReport { call_sid, lines: reports, ended_by, duration_ms: tick * 20, agent_audio_ms, marks_echoed, clears, recording })
 }
 
-fn mark_msg(seq: u64, stream_sid: &str, name: String) -> Inbound {
-    Inbound::Mark { sequence_number: seq.to_string(), stream_sid: stream_sid.to_string(), mark: protocol::MarkInfo { name } }
-}
-
 fn describe(l: &Line) -> String {
-    if let Some(s) = &l.say { s.clone() } else if let Some(w) = &l.wav { w.display().to_string() } else { format!("DTMF {}", l.dtmf.as_deref().unwrap_or("")) }
+    if let Some(s) = &l.say {
+        s.clone()
+    } else if let Some(w) = &l.wav {
+        w.display().to_string()
+    } else if let Some(hz) = l.tone_hz {
+        format!("tone {hz} Hz {} ms", l.tone_ms)
+    } else {
+        format!("DTMF {}", l.dtmf.as_deref().unwrap_or(""))
+    }
 }
 
 fn rand_u128() -> u128 {

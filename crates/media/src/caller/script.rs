@@ -45,6 +45,13 @@ pub struct Line {
     pub wav: Option<PathBuf>,
     /// Or DTMF digits.
     pub dtmf: Option<String>,
+    /// Or a steady tone of this frequency (a voicemail's beep), `tone_ms` long.
+    pub tone_hz: Option<f32>,
+    #[serde(default = "default_tone_ms")]
+    pub tone_ms: u64,
+    /// Speak this long after the call starts without waiting for the agent (the callee of an
+    /// outbound call speaks first).
+    pub start_ms: Option<u64>,
     /// Wait this long after the agent stops talking before speaking.
     #[serde(default = "default_pause")]
     pub pause_ms: u64,
@@ -54,6 +61,10 @@ pub struct Line {
 
 fn default_pause() -> u64 {
     500
+}
+
+fn default_tone_ms() -> u64 {
+    400
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,9 +101,14 @@ impl Script {
             return Err("no [[line]] entries".into());
         }
         for (i, l) in s.lines.iter().enumerate() {
-            let n = l.say.is_some() as u8 + l.wav.is_some() as u8 + l.dtmf.is_some() as u8;
+            let n = l.say.is_some() as u8 + l.wav.is_some() as u8 + l.dtmf.is_some() as u8 + l.tone_hz.is_some() as u8;
             if n != 1 {
-                return Err(format!("line {}: give exactly one of `say`, `wav`, `dtmf`", i + 1));
+                return Err(format!("line {}: give exactly one of `say`, `wav`, `dtmf`, `tone_hz`", i + 1));
+            }
+            if let Some(hz) = l.tone_hz {
+                if !(50.0..=3800.0).contains(&hz) || !(20..=10_000).contains(&l.tone_ms) {
+                    return Err(format!("line {}: tone_hz must be 50-3800 and tone_ms 20-10000", i + 1));
+                }
             }
             if let Some(d) = &l.dtmf {
                 if d.is_empty() || !d.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') {
@@ -125,6 +141,9 @@ pub fn espeak_8k(text: &str, voice: &str, rate_wpm: u32) -> Result<Vec<i16>, Scr
 pub fn line_audio(line: &Line, call: &CallInfo) -> Result<Vec<i16>, ScriptError> {
     let pcm = if let Some(t) = &line.say {
         espeak_8k(t, &call.voice, call.rate_wpm)?
+    } else if let Some(hz) = line.tone_hz {
+        let n = line.tone_ms as usize * 8;
+        return Ok((0..n).map(|i| ((2.0 * std::f32::consts::PI * hz * i as f32 / 8000.0).sin() * 8000.0) as i16).collect());
     } else if let Some(w) = &line.wav {
         dsp::f32_to_i16(&dsp::wav::read_mono(w, 8000)?)
     } else {

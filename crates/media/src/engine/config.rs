@@ -21,6 +21,8 @@ pub struct TurnConfig {
     pub min_barge_in_ms: u32,
     /// Audio before the detected speech start that is still sent to STT.
     pub preroll_ms: u32,
+    /// Keys pressed within this long of each other are one entry (`#` ends an entry at once).
+    pub dtmf_timeout_ms: u32,
 }
 
 impl Default for TurnConfig {
@@ -34,6 +36,7 @@ impl Default for TurnConfig {
             no_model_pause_ms: 700,
             min_barge_in_ms: 320,
             preroll_ms: 300,
+            dtmf_timeout_ms: 1000,
         }
     }
 }

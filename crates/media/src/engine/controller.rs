@@ -10,12 +10,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use callfunnel_media_dsp::beep::BeepDetector;
+
 use super::latency::TurnTimes;
 use super::listener::{Listener, ListenerEvent};
 use super::playout::{Playout, PlayoutCmd, PlayoutEvent};
+use super::screening::{Screener, Verdict, VoicemailAction};
 use super::speaker::{Speaker, SpeakerEvent};
 use super::turn::{EndBy, TurnTaker};
-use super::{CallEnd, CallSetup, CarrierIo, CarrierOut, Providers, Recorder, AUDIO_QUEUE, EVENT_QUEUE};
+use super::{CallCommand, CallEnd, CallSetup, CarrierIo, CarrierOut, Providers, Recorder, AUDIO_QUEUE, EVENT_QUEUE};
 
 struct AgentTurn {
     id: u64,
@@ -28,6 +31,8 @@ struct AgentTurn {
 struct PendingTranscript {
     /// Speech that started over the agent and never became a barge-in ("uh-huh").
     backchannel: bool,
+    /// Heard while screening an outbound call (a greeting, not a request).
+    screening: bool,
     times: TurnTimes,
 }
 
@@ -51,10 +56,17 @@ pub struct Controller {
     /// listener's turn-ended event is seen (they travel on different channels).
     finals: VecDeque<(String, Instant)>,
     parts: Vec<String>,
+    /// Outbound call not yet known to be answered by a person.
+    screener: Option<Screener>,
+    /// The voicemail message is playing: nothing interrupts it.
+    leaving_message: bool,
+    /// Keys pressed so far and when the entry is complete.
+    dtmf: String,
+    dtmf_deadline: Option<Instant>,
 }
 
 impl Controller {
-    pub async fn run(setup: CallSetup, providers: Providers, io: CarrierIo, rec: Recorder, cancel: CancellationToken) -> CallEnd {
+    pub async fn run(setup: CallSetup, providers: Providers, io: CarrierIo, mut commands: mpsc::Receiver<CallCommand>, rec: Recorder, cancel: CancellationToken) -> CallEnd {
         let ctx = &setup.context;
         rec.record("call_started", json!({"call_id": setup.call_id, "tenant_id": ctx.tenant_id, "agent_id": ctx.agent_id, "caller": ctx.caller,
             "stt": providers.stt.name(), "brain": providers.brain.name(), "tts": providers.tts.name()}));
@@ -84,6 +96,7 @@ impl Controller {
             stt: stt.input,
             events: listen_tx,
             playout: playout_tx.clone(),
+            beep: setup.screening.as_ref().map(|_| BeepDetector::new(8000)),
         };
         tokio::spawn(listener.run(io.inbound, cancel.clone()));
         let playout = Playout::new(setup.playout.clone(), io.outbound.clone(), pl_ev_tx);
@@ -92,19 +105,32 @@ impl Controller {
             tokio::select! { _ = pc.cancelled() => {}, _ = playout.run(playout_rx) => {} }
         });
 
+        let screener = setup.screening.clone().map(|cfg| Screener::new(cfg, Instant::now()));
         let mut c = Controller {
             setup, providers, brain, rec, cancel: cancel.clone(), out: io.outbound, playout: playout_tx, speaker_tx,
             history: Vec::new(), agent: None, next_turn: 1, backchannel: false, speech_started_at: None,
             pending: VecDeque::new(), finals: VecDeque::new(), parts: Vec::new(),
+            screener, leaving_message: false, dtmf: String::new(), dtmf_deadline: None,
         };
-        c.start_turn(TurnInput::CallStarted, TurnTimes::default()).await;
+        if c.screener.is_some() {
+            c.rec.record("screening_started", json!({}));
+        } else {
+            c.start_turn(TurnInput::CallStarted, TurnTimes::default()).await;
+        }
+        let mut commands_open = true;
         loop {
+            let deadline = [c.dtmf_deadline, c.screener.as_ref().and_then(Screener::next_deadline)].into_iter().flatten().min();
             let end = tokio::select! {
                 _ = cancel.cancelled() => Some(CallEnd::Shutdown),
                 Some(ev) = listen_rx.recv() => c.on_listener(ev).await,
                 Some(ev) = stt_events.recv() => c.on_stt(ev).await,
                 Some(ev) = speaker_rx.recv() => c.on_speaker(ev),
                 Some(ev) = pl_ev_rx.recv() => c.on_playout(ev).await,
+                cmd = commands.recv(), if commands_open => match cmd {
+                    Some(cmd) => c.on_command(cmd).await,
+                    None => { commands_open = false; None }
+                },
+                _ = sleep_until_opt(deadline) => c.on_tick().await,
                 else => Some(CallEnd::Failed { error: "all call tasks ended".into() }),
             };
             if let Some(end) = end {
@@ -119,11 +145,14 @@ impl Controller {
     async fn on_listener(&mut self, ev: ListenerEvent) -> Option<CallEnd> {
         match ev {
             ListenerEvent::SpeechStarted => {
+                if let Some(s) = self.screener.as_mut() {
+                    s.on_speech_started(Instant::now());
+                }
                 self.backchannel = self.agent.is_some();
                 self.speech_started_at = Some(Instant::now());
                 self.rec.record("user_speech_started", json!({"over_agent": self.backchannel}));
             }
-            ListenerEvent::SpeechSustained if self.backchannel => {
+            ListenerEvent::SpeechSustained if self.backchannel && !self.leaving_message => {
                 self.backchannel = false;
                 self.barge_in().await;
             }
@@ -132,14 +161,37 @@ impl Controller {
                 let end_ms = decided.saturating_duration_since(speech_end).as_secs_f64() * 1000.0;
                 self.rec.record("user_turn_ended", json!({"by": if by == EndBy::Model { "model" } else { "timeout" }, "end_of_turn_ms": end_ms, "backchannel": self.backchannel}));
                 let times = TurnTimes { speech_end: Some(speech_end), turn_decided: Some(decided), ..Default::default() };
-                self.pending.push_back(PendingTranscript { backchannel: self.backchannel, times });
+                let screening = self.screener.is_some() || self.leaving_message;
+                self.pending.push_back(PendingTranscript { backchannel: self.backchannel || self.leaving_message, screening, times });
                 self.backchannel = false;
+                let verdict = self.screener.as_mut().and_then(|s| s.on_turn_ended(decided));
                 self.pair_transcripts().await;
+                if let Some(v) = verdict {
+                    return self.on_verdict(v).await;
+                }
+            }
+            ListenerEvent::Beep { freq_hz } => {
+                if let Some(s) = self.screener.as_mut() {
+                    self.rec.record("beep_detected", json!({"freq_hz": freq_hz}));
+                    if let Some(v) = s.on_beep() {
+                        return self.on_verdict(v).await;
+                    }
+                }
             }
             ListenerEvent::Dtmf(d) => {
                 self.rec.record("dtmf", json!({"digit": d.to_string()}));
-                self.interrupt_agent("dtmf").await;
-                self.start_turn(TurnInput::Dtmf(d.to_string()), TurnTimes::default()).await;
+                if self.screener.is_some() || self.leaving_message {
+                    return None;
+                }
+                if self.dtmf.is_empty() {
+                    self.interrupt_agent("dtmf").await;
+                }
+                self.dtmf.push(d);
+                if d == '#' || self.dtmf.len() >= 32 {
+                    self.flush_dtmf().await;
+                } else {
+                    self.dtmf_deadline = Some(Instant::now() + Duration::from_millis(self.setup.turn.dtmf_timeout_ms as u64));
+                }
             }
             ListenerEvent::Hangup(why) => {
                 self.rec.record("caller_hung_up", json!({"reason": why}));
@@ -170,6 +222,10 @@ impl Controller {
             let decided = p.times.turn_decided.unwrap_or(at);
             p.times.transcript = Some(at.max(decided));
             let stt_ms = at.saturating_duration_since(decided).as_secs_f64() * 1000.0;
+            if p.screening {
+                self.rec.record("screening_transcript", json!({"text": transcript}));
+                continue;
+            }
             if p.backchannel || transcript.is_empty() {
                 self.rec.record("transcript_ignored", json!({"text": transcript, "backchannel": p.backchannel}));
                 continue;
@@ -230,10 +286,21 @@ impl Controller {
                 if !text.is_empty() {
                     self.history.push(Message { role: Role::Agent, text, interrupted: false });
                 }
-                if let Some(action) = a.actions.into_iter().next() {
+                let mut actions = a.actions.into_iter();
+                while let Some(action) = actions.next() {
                     let end = match action {
                         CallAction::EndCall { reason } => CallEnd::AgentEnded { reason },
-                        CallAction::Transfer { to, reason } => CallEnd::Transferred { to, reason },
+                        CallAction::Transfer { to, reason, warm, summary } => {
+                            let brief = warm.then(|| self.brief(&reason, summary));
+                            CallEnd::Transferred { to, reason, brief }
+                        }
+                        CallAction::SendDtmf { digits } => {
+                            // The keys play as a turn of their own; later actions wait for it.
+                            if self.send_dtmf(&digits, actions.by_ref().collect()).await {
+                                return None;
+                            }
+                            continue;
+                        }
                     };
                     let _ = self.out.send(CarrierOut::Close(end.clone())).await;
                     return Some(end);
@@ -290,6 +357,11 @@ impl Controller {
                 return;
             }
         };
+        self.speak(id, rx, times);
+    }
+
+    /// Runs agent turn `id`: its brain events through TTS to playout.
+    fn speak(&mut self, id: u64, rx: mpsc::Receiver<BrainEvent>, times: TurnTimes) {
         let cancel = self.cancel.child_token();
         let speaker = Speaker {
             turn: id,
@@ -302,3 +374,125 @@ impl Controller {
         self.agent = Some(AgentTurn { id, cancel, times, actions: Vec::new(), latency_recorded: false });
     }
 }
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Call control from outside, keypad entry, outbound screening.
+impl Controller {
+    async fn on_command(&mut self, cmd: CallCommand) -> Option<CallEnd> {
+        match cmd {
+            CallCommand::Hangup { reason } => {
+                self.rec.record("hangup_requested", json!({"reason": reason}));
+                self.interrupt_agent("hang-up").await;
+                let end = CallEnd::AgentEnded { reason };
+                let _ = self.out.send(CarrierOut::Close(end.clone())).await;
+                Some(end)
+            }
+            CallCommand::AnsweredBy(by) => {
+                self.rec.record("carrier_amd", json!({"answered_by": by}));
+                let v = self.screener.as_mut().and_then(|s| s.on_answered_by(&by))?;
+                self.on_verdict(v).await
+            }
+        }
+    }
+
+    async fn on_tick(&mut self) -> Option<CallEnd> {
+        let now = Instant::now();
+        if self.dtmf_deadline.is_some_and(|t| t <= now) {
+            self.flush_dtmf().await;
+        }
+        let v = self.screener.as_mut().and_then(|s| s.on_tick(now))?;
+        self.on_verdict(v).await
+    }
+
+    async fn on_verdict(&mut self, v: Verdict) -> Option<CallEnd> {
+        let screener = self.screener.take()?;
+        match v {
+            Verdict::Human { by } => {
+                self.rec.record("answered_by", json!({"answered_by": "human", "by": by}));
+                self.start_turn(TurnInput::CallStarted, TurnTimes::default()).await;
+                None
+            }
+            Verdict::Fax => {
+                self.rec.record("answered_by", json!({"answered_by": "fax", "by": "carrier_amd"}));
+                let end = CallEnd::AgentEnded { reason: "fax answered".into() };
+                let _ = self.out.send(CarrierOut::Close(end.clone())).await;
+                Some(end)
+            }
+            Verdict::Voicemail { by } => {
+                self.rec.record("answered_by", json!({"answered_by": "machine", "by": by}));
+                match &screener.config().voicemail {
+                    VoicemailAction::Hangup => {
+                        let end = CallEnd::AgentEnded { reason: "voicemail: hung up".into() };
+                        let _ = self.out.send(CarrierOut::Close(end.clone())).await;
+                        Some(end)
+                    }
+                    VoicemailAction::LeaveMessage { message } => {
+                        self.rec.record("voicemail_message_started", json!({"text": message}));
+                        self.leaving_message = true;
+                        let (tx, rx) = mpsc::channel(4);
+                        let _ = tx.try_send(BrainEvent::Text(message.clone()));
+                        let _ = tx.try_send(BrainEvent::Action(CallAction::EndCall { reason: "voicemail left".into() }));
+                        let id = self.next_turn;
+                        self.next_turn += 1;
+                        self.speak(id, rx, TurnTimes::default());
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// The caller finished a keypad entry: the brain gets it as one input.
+    async fn flush_dtmf(&mut self) {
+        self.dtmf_deadline = None;
+        let mut keys = std::mem::take(&mut self.dtmf);
+        if keys.len() > 1 && keys.ends_with('#') {
+            keys.pop();
+        }
+        if keys.is_empty() {
+            return;
+        }
+        self.rec.record("dtmf_entry", json!({"digits": keys}));
+        self.interrupt_agent("dtmf").await;
+        self.start_turn(TurnInput::Dtmf(keys), TurnTimes::default()).await;
+    }
+
+    /// Plays `digits` as DTMF tones (a turn of their own); `then` runs after them. False if
+    /// the digits cannot be played.
+    async fn send_dtmf(&mut self, digits: &str, then: Vec<CallAction>) -> bool {
+        let pcm = match callfunnel_media_dsp::dtmf::tones(digits, 8000) {
+            Ok(p) => p,
+            Err(e) => {
+                self.rec.record("dtmf_send_failed", json!({"digits": digits, "error": e.to_string()}));
+                return false;
+            }
+        };
+        let id = self.next_turn;
+        self.next_turn += 1;
+        self.rec.record("dtmf_sent", json!({"turn": id, "digits": digits, "ms": pcm.len() / 8}));
+        if self.playout.send(PlayoutCmd::Audio { turn: id, text: None, pcm }).await.is_err() || self.playout.send(PlayoutCmd::EndTurn { turn: id }).await.is_err() {
+            return false;
+        }
+        self.agent = Some(AgentTurn { id, cancel: self.cancel.child_token(), times: TurnTimes::default(), actions: then, latency_recorded: true });
+        true
+    }
+
+    /// What the human hears before a warm transfer: the brain's summary, or one made from
+    /// the conversation.
+    fn brief(&self, reason: &str, summary: Option<String>) -> String {
+        let summary = summary.unwrap_or_else(|| {
+            let said: Vec<&str> = self.history.iter().filter(|m| m.role == Role::User).map(|m| m.text.as_str()).collect();
+            let last: Vec<&str> = said.iter().rev().take(3).rev().copied().collect();
+            let caller = if self.setup.context.caller.is_empty() { String::new() } else { format!(" from {}", self.setup.context.caller) };
+            if last.is_empty() { format!("A caller{caller} asked for a person.") } else { format!("A caller{caller} said: {}.", last.join(" … ")) }
+        });
+        format!("Incoming transfer. Reason: {reason}. {summary}")
+    }
+}
+

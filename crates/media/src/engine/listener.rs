@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callfunnel_ai::{SttInput, TurnDetector, TurnPrediction, Vad};
+use callfunnel_media_dsp::beep::BeepDetector;
 use callfunnel_media_dsp::Resampler;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -30,6 +31,8 @@ pub enum ListenerEvent {
     Resumed,
     TurnEnded { speech_end: Instant, decided: Instant, by: EndBy },
     Dtmf(char),
+    /// A steady tone ended (a voicemail's record beep), heard while screening.
+    Beep { freq_hz: f32 },
     Hangup(String),
 }
 
@@ -41,6 +44,8 @@ pub struct Listener {
     pub stt: mpsc::Sender<SttInput>,
     pub events: mpsc::Sender<ListenerEvent>,
     pub playout: mpsc::Sender<PlayoutCmd>,
+    /// Listens for a voicemail beep (outbound calls being screened).
+    pub beep: Option<BeepDetector>,
 }
 
 struct Buffers {
@@ -76,6 +81,9 @@ impl Listener {
     }
 
     async fn on_audio(&mut self, b: &mut Buffers, pcm: Vec<i16>) -> Vec<TurnSignal> {
+        if let Some(beep) = self.beep.as_mut().and_then(|d| d.push(&pcm)) {
+            let _ = self.events.send(ListenerEvent::Beep { freq_hz: beep.freq_hz }).await;
+        }
         let preroll_max = self.cfg.preroll_ms as usize * RATE as usize / 1000;
         b.preroll.extend(pcm.iter().copied());
         while b.preroll.len() > preroll_max {

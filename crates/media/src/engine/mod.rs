@@ -13,12 +13,14 @@ pub mod config;
 pub mod heard;
 pub mod latency;
 pub mod playout;
+pub mod screening;
 pub mod turn;
 
 mod controller;
 mod listener;
 mod recorder;
 mod speaker;
+mod tap;
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{PlayoutConfig, TurnConfig};
+pub use screening::{ScreeningConfig, VoicemailAction};
 pub use recorder::Recorder;
 pub use callfunnel_ai::text::SentenceSplitter;
 
@@ -46,6 +49,9 @@ pub enum CarrierOut {
     Audio(Vec<i16>),
     Mark(String),
     Clear,
+    /// The agent's audio pauses here: a carrier that sends audio in large chunks sends its
+    /// partial chunk now instead of waiting for more.
+    Flush,
     /// End the media stream; the transport performs the call control (hang up or transfer).
     Close(CallEnd),
 }
@@ -55,7 +61,13 @@ pub enum CarrierOut {
 pub enum CallEnd {
     CallerHungUp,
     AgentEnded { reason: String },
-    Transferred { to: String, reason: String },
+    /// Put through to `to`; a warm transfer carries the `brief` the human hears first.
+    Transferred {
+        to: String,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        brief: Option<String>,
+    },
     Shutdown,
     Failed { error: String },
 }
@@ -78,6 +90,26 @@ pub struct CallSetup {
     pub playout: PlayoutConfig,
     pub stt: SttConfig,
     pub tts: TtsConfig,
+    /// Write the dual-channel recording (caller left, agent right) here.
+    pub recording: Option<std::path::PathBuf>,
+    /// Outbound call: find out whether a person or a voicemail answered before greeting.
+    pub screening: Option<ScreeningConfig>,
+}
+
+impl CallSetup {
+    /// A setup with the default turn and playout tuning, no recording and no screening.
+    pub fn new(call_id: impl Into<String>, context: CallContext, stt: SttConfig, tts: TtsConfig) -> Self {
+        CallSetup { call_id: call_id.into(), context, turn: TurnConfig::default(), playout: PlayoutConfig::default(), stt, tts, recording: None, screening: None }
+    }
+}
+
+/// Commands from outside the call (the API, carrier callbacks).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallCommand {
+    /// End the call now.
+    Hangup { reason: String },
+    /// The carrier's answering-machine detection result (Twilio `AnsweredBy`).
+    AnsweredBy(String),
 }
 
 pub struct CarrierIo {
@@ -97,10 +129,34 @@ pub async fn run_call(
     store: Arc<dyn TimelineStore>,
     shutdown: CancellationToken,
 ) -> CallEnd {
+    let (_keep, commands) = mpsc::channel(1);
+    run_call_with(setup, providers, io, commands, store, shutdown).await
+}
+
+/// As [`run_call`], taking [`CallCommand`]s from outside while the call runs.
+pub async fn run_call_with(
+    setup: CallSetup,
+    providers: Providers,
+    io: CarrierIo,
+    commands: mpsc::Receiver<CallCommand>,
+    store: Arc<dyn TimelineStore>,
+    shutdown: CancellationToken,
+) -> CallEnd {
     let call_cancel = shutdown.child_token();
     let (recorder, writer) = Recorder::start(setup.call_id.clone(), store);
-    let end = controller::Controller::run(setup, providers, io, recorder.clone(), call_cancel.clone()).await;
+    let (io, recording) = match &setup.recording {
+        Some(path) => {
+            let (io, task) = tap::tap(io, path.clone(), recorder.clone(), call_cancel.clone());
+            (io, Some(task))
+        }
+        None => (io, None),
+    };
+    let end = controller::Controller::run(setup, providers, io, commands, recorder.clone(), call_cancel.clone()).await;
     call_cancel.cancel();
+    if let Some(task) = recording {
+        // The tap ends once every sender of the call is gone; never wait on it for long.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
     recorder.record("call_ended", serde_json::to_value(&end).unwrap_or_default());
     drop(recorder);
     let _ = writer.await;

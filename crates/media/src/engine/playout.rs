@@ -51,6 +51,8 @@ struct Turn {
     ended: bool,
     end_mark_sent: bool,
     since_mark: u64,
+    /// Audio went out since the last `Flush`.
+    unflushed: bool,
 }
 
 pub struct Playout {
@@ -95,7 +97,7 @@ impl Playout {
                     return Ok(()); // late audio of a turn that is over
                 }
                 if self.turn.as_ref().is_none_or(|t| t.id != turn) {
-                    self.turn = Some(Turn { id: turn, queue: VecDeque::new(), heard: HeardTracker::default(), sent: 0, played: 0, ended: false, end_mark_sent: false, since_mark: 0 });
+                    self.turn = Some(Turn { id: turn, queue: VecDeque::new(), heard: HeardTracker::default(), sent: 0, played: 0, ended: false, end_mark_sent: false, since_mark: 0, unflushed: false });
                 }
                 if let Some(t) = self.turn.as_mut() {
                     t.heard.push(text.as_deref(), pcm.len() as u64);
@@ -174,12 +176,19 @@ impl Playout {
                 f.resize(FRAME, 0);
                 f
             } else {
+                // Out of audio (turn over, or TTS behind real time): chunking carriers send
+                // what they hold now.
+                if t.unflushed {
+                    t.unflushed = false;
+                    self.out.send(CarrierOut::Flush).await.map_err(|_| ())?;
+                }
                 if t.ended && !t.end_mark_sent {
                     t.end_mark_sent = true;
                     self.out.send(CarrierOut::Mark(format!("{}:end", t.id))).await.map_err(|_| ())?;
                 }
                 return Ok(());
             };
+            t.unflushed = true;
             if t.sent == 0 {
                 let _ = self.events.send(PlayoutEvent::FirstByte { turn: t.id, at: now }).await;
             }
@@ -239,6 +248,7 @@ mod tests {
                         break;
                     }
                 }
+                CarrierOut::Flush => {}
                 other => panic!("{other:?}"),
             }
         }

@@ -1,5 +1,7 @@
 //! Twilio Programmable Voice + Media Streams.
 
+pub mod codec;
 pub mod protocol;
-pub mod transport;
 pub mod twiml;
+
+pub use codec::TwilioCodec;

@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-/// Largest text frame we accept. A 20 ms µ-law frame is ~300 bytes of JSON; Twilio never sends
-/// anything near this.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub use crate::carrier::{ProtocolError, MAX_MESSAGE_BYTES};
+
 /// Largest decoded media payload accepted in one message (1 s of 8 kHz µ-law).
 pub const MAX_PAYLOAD_BYTES: usize = 8000;
 
@@ -137,29 +136,6 @@ pub struct OutMedia {
     pub payload: String,
 }
 
-/// Why a stream was ended.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ProtocolError {
-    #[error("message of {0} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")]
-    TooLarge(usize),
-    #[error("malformed message: {0}")]
-    Malformed(String),
-    #[error("`{got}` before `start`")]
-    BeforeStart { got: &'static str },
-    #[error("second `start` on one stream")]
-    DuplicateStart,
-    #[error("streamSid `{got}` does not match this stream's `{expected}`")]
-    WrongStream { expected: String, got: String },
-    #[error("sequenceNumber {got} after {last}: out of order")]
-    OutOfOrder { last: u64, got: u64 },
-    #[error("unsupported media format {0}")]
-    UnsupportedFormat(String),
-    #[error("bad media payload: {0}")]
-    BadPayload(String),
-    #[error("bad DTMF digit `{0}`")]
-    BadDigit(String),
-}
-
 impl Inbound {
     pub fn name(&self) -> &'static str {
         match self {
@@ -240,10 +216,7 @@ impl StreamValidator {
         }
         self.last_seq = seq;
         if let Inbound::Dtmf { dtmf, .. } = msg {
-            let ok = dtmf.digit.len() == 1 && dtmf.digit.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#');
-            if !ok {
-                return Err(ProtocolError::BadDigit(dtmf.digit.chars().take(8).collect()));
-            }
+            crate::carrier::parse_digit(&dtmf.digit)?;
         }
         Ok(())
     }

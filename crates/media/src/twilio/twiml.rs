@@ -19,6 +19,22 @@ pub fn dial(to: &str) -> String {
     format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial>{target}</Dial></Response>"#)
 }
 
+/// Warm transfer: dial `to`; the person who answers first hears the TwiML at `whisper_url`
+/// (the brief), then is bridged to the caller.
+pub fn dial_with_whisper(to: &str, whisper_url: &str) -> String {
+    let target = if to.starts_with("sip:") {
+        format!(r#"<Sip url="{}" method="POST">{}</Sip>"#, esc(whisper_url), esc(to))
+    } else {
+        format!(r#"<Number url="{}" method="POST">{}</Number>"#, esc(whisper_url), esc(to))
+    };
+    format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial>{target}</Dial></Response>"#)
+}
+
+/// Says `text` and continues (the whisper to a transfer target).
+pub fn say(text: &str) -> String {
+    format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>{}</Say></Response>"#, esc(text))
+}
+
 pub fn hangup() -> String {
     r#"<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>"#.to_string()
 }
@@ -39,5 +55,8 @@ mod tests {
         assert!(x.contains(r#"<Connect action="https://h.example/twilio/after/c1" method="POST">"#));
         assert!(dial("+15551234").contains("<Dial><Number>+15551234</Number></Dial>"));
         assert!(dial("sip:desk@pbx.example").contains("<Sip>"));
+        let w = dial_with_whisper("+1555", "https://h/twilio/whisper/c1");
+        assert!(w.contains(r#"<Number url="https://h/twilio/whisper/c1" method="POST">+1555</Number>"#), "{w}");
+        assert!(say("a < b").contains("<Say>a &lt; b</Say>"));
     }
 }

@@ -22,6 +22,15 @@ pub enum ToolSpec {
         to: String,
         #[serde(default)]
         description: Option<String>,
+        /// Warm transfer: the model writes a `summary` that briefs the human before the caller
+        /// is put through.
+        #[serde(default)]
+        warm: bool,
+    },
+    /// `send_dtmf`: press keys on the line (navigate another party's IVR).
+    SendDtmf {
+        #[serde(default)]
+        description: Option<String>,
     },
     /// An HTTP action: the model's input is sent as the JSON body (or query for GET).
     Http {
@@ -55,6 +64,7 @@ impl ToolSpec {
         match self {
             ToolSpec::EndCall { .. } => "end_call",
             ToolSpec::Transfer { .. } => "transfer_call",
+            ToolSpec::SendDtmf { .. } => "send_dtmf",
             ToolSpec::Http { name, .. } => name,
         }
     }
@@ -63,7 +73,18 @@ impl ToolSpec {
         let reason = json!({"type": "object", "properties": {"reason": {"type": "string", "description": "Why, in a few words"}}, "required": ["reason"]});
         let (description, input_schema) = match self {
             ToolSpec::EndCall { description } => (description.clone().unwrap_or_else(|| "End the phone call after your current reply, when the caller is done.".into()), reason),
-            ToolSpec::Transfer { description, .. } => (description.clone().unwrap_or_else(|| "Transfer the caller to a human colleague after your current reply.".into()), reason),
+            ToolSpec::Transfer { description, warm: false, .. } => (description.clone().unwrap_or_else(|| "Transfer the caller to a human colleague after your current reply.".into()), reason),
+            ToolSpec::Transfer { description, warm: true, .. } => (
+                description.clone().unwrap_or_else(|| "Transfer the caller to a human colleague after your current reply; the colleague hears your summary first.".into()),
+                json!({"type": "object", "properties": {
+                    "reason": {"type": "string", "description": "Why, in a few words"},
+                    "summary": {"type": "string", "description": "Two or three sentences for the colleague: who is calling, what they need, what was already done"}},
+                    "required": ["reason", "summary"]}),
+            ),
+            ToolSpec::SendDtmf { description } => (
+                description.clone().unwrap_or_else(|| "Press keys on the phone line, e.g. to choose an option in an automated menu. Keys: 0-9, * and #; w pauses half a second.".into()),
+                json!({"type": "object", "properties": {"digits": {"type": "string", "description": "Keys to press in order", "pattern": "^[0-9*#A-Dw,]{1,32}$"}}, "required": ["digits"]}),
+            ),
             ToolSpec::Http { description, input_schema, .. } => (description.clone(), input_schema.clone()),
         };
         ToolDef { name: self.name().to_string(), description, input_schema, cache_control: None }
@@ -82,7 +103,16 @@ pub async fn run_tool(http: &reqwest::Client, spec: Option<&ToolSpec>, name: &st
     match spec {
         None => ToolOutcome { content: format!("unknown tool `{name}`"), is_error: true, action: None },
         Some(ToolSpec::EndCall { .. }) => ToolOutcome { content: "The call will end after your reply.".into(), is_error: false, action: Some(CallAction::EndCall { reason }) },
-        Some(ToolSpec::Transfer { to, .. }) => ToolOutcome { content: "The caller will be transferred after your reply.".into(), is_error: false, action: Some(CallAction::Transfer { to: to.clone(), reason }) },
+        Some(ToolSpec::Transfer { to, warm, .. }) => {
+            let summary = input.get("summary").and_then(Value::as_str).map(str::to_string).filter(|s| *warm && !s.trim().is_empty());
+            ToolOutcome { content: "The caller will be transferred after your reply.".into(), is_error: false, action: Some(CallAction::Transfer { to: to.clone(), reason, warm: *warm, summary }) }
+        }
+        Some(ToolSpec::SendDtmf { .. }) => match input.get("digits").and_then(Value::as_str) {
+            Some(d) if !d.is_empty() && d.len() <= 32 && d.chars().all(|c| c.is_ascii_digit() || "*#ABCDw,".contains(c)) => {
+                ToolOutcome { content: format!("Pressing {d} after your reply."), is_error: false, action: Some(CallAction::SendDtmf { digits: d.to_string() }) }
+            }
+            _ => ToolOutcome { content: "`digits` must be 1-32 of 0-9 * # A-D w".into(), is_error: true, action: None },
+        },
         Some(ToolSpec::Http { url, method, timeout_ms, .. }) => match http_tool(http, url, method, input, *timeout_ms).await {
             Ok(body) => ToolOutcome { content: body, is_error: false, action: None },
             Err(e) => ToolOutcome { content: e, is_error: true, action: None },
@@ -154,9 +184,16 @@ mod tests {
     #[tokio::test]
     async fn call_control_tools_become_actions() {
         let http = reqwest::Client::new();
-        let t = ToolSpec::Transfer { to: "+1555".into(), description: None };
+        let t = ToolSpec::Transfer { to: "+1555".into(), description: None, warm: false };
         let o = run_tool(&http, Some(&t), "transfer_call", &json!({"reason": "wants a human"})).await;
-        assert_eq!(o.action, Some(CallAction::Transfer { to: "+1555".into(), reason: "wants a human".into() }));
+        assert_eq!(o.action, Some(CallAction::Transfer { to: "+1555".into(), reason: "wants a human".into(), warm: false, summary: None }));
+        let w = ToolSpec::Transfer { to: "+1555".into(), description: None, warm: true };
+        assert_eq!(w.definition().input_schema["required"][1], "summary");
+        let o = run_tool(&http, Some(&w), "transfer_call", &json!({"reason": "billing", "summary": "Ana wants a refund."})).await;
+        assert_eq!(o.action, Some(CallAction::Transfer { to: "+1555".into(), reason: "billing".into(), warm: true, summary: Some("Ana wants a refund.".into()) }));
+        let d = ToolSpec::SendDtmf { description: None };
+        assert_eq!(run_tool(&http, Some(&d), "send_dtmf", &json!({"digits": "1w2#"})).await.action, Some(CallAction::SendDtmf { digits: "1w2#".into() }));
+        assert!(run_tool(&http, Some(&d), "send_dtmf", &json!({"digits": "1; rm"})).await.is_error);
         let o = run_tool(&http, None, "nope", &json!({})).await;
         assert!(o.is_error && o.content.contains("unknown tool"));
     }

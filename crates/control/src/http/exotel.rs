@@ -1,0 +1,147 @@
+//! Exotel: the Voicebot applet's dynamic URL endpoint, its WebSocket (Basic auth on the
+//! upgrade), status callbacks, and the Passthru applet that follows the bot in a flow
+//! (200 → branch A: the bot finished; 302 → branch B: put the caller through to a person).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Form, Json, Router};
+use base64::Engine as _;
+use callfunnel_media::carrier::{self, CallHandler, Carrier, MAX_MESSAGE_BYTES};
+use callfunnel_media::engine::{CallCommand, CallEnd};
+use callfunnel_media::exotel::ExotelCodec;
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::routing::{call_id_for, new_call_id, CallPlan, Direction};
+use crate::telephony_config::Route;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/exotel/voicebot", get(voicebot_url))
+        .route("/exotel/media", any(media_static))
+        .route("/exotel/media/{call_id}", any(media))
+        .route("/exotel/status", post(status))
+        .route("/exotel/status/{call_id}", post(status_for))
+        .route("/exotel/passthru", get(passthru))
+}
+
+type Q = Query<HashMap<String, String>>;
+
+fn q<'a>(m: &'a HashMap<String, String>, keys: &[&str]) -> &'a str {
+    keys.iter().find_map(|k| m.get(*k).map(String::as_str)).unwrap_or_default()
+}
+
+/// Constant-time comparison of the Basic credentials Exotel sent with the configured ones.
+fn authorized(s: &AppState, headers: &HeaderMap) -> bool {
+    let Some(expected) = s.carriers.exotel_stream_auth.as_ref() else { return true };
+    let Some(given) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic ")) else { return false };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(given.trim()) else { return false };
+    let want = expected.expose().as_bytes();
+    decoded.len() == want.len() && decoded.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// The Voicebot applet's "dynamic URL": Exotel asks per call which WebSocket to open.
+async fn voicebot_url(State(s): State<AppState>, Query(p): Q) -> Response {
+    let sid = q(&p, &["CallSid"]);
+    let Some(call_id) = call_id_for(Carrier::Exotel, sid) else {
+        return ApiError::bad_request("invalid_call_sid", "CallSid is missing or not a plain id").into_response();
+    };
+    let (from, to) = (q(&p, &["CallFrom", "From"]), q(&p, &["CallTo", "To"]));
+    let a = &s.config.agents;
+    if let Route::Agent { tenant_id, agent_id } = s.calls.numbers.route(to, &a.default_tenant, &a.default_agent) {
+        let plan = CallPlan { tenant_id, agent_id, from: from.into(), to: to.into(), direction: Direction::Inbound, carrier: Carrier::Exotel, carrier_sid: sid.into(), screening: None };
+        s.registry.plans.insert(&call_id, plan);
+    }
+    // An unknown number still gets a stream: the call handler speaks the refusal on it.
+    let url = s.public_ws(&format!("/exotel/media/{call_id}?sample-rate={}", s.config.exotel.sample_rate));
+    Json(json!({"url": url})).into_response()
+}
+
+async fn media_static(State(s): State<AppState>, headers: HeaderMap, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
+    upgrade(s, new_call_id(), headers, ws)
+}
+
+async fn media(State(s): State<AppState>, Path(call_id): Path<String>, headers: HeaderMap, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
+    if let Err(e) = callfunnel_data::check_id(&call_id) {
+        return ApiError::bad_request("invalid_call_id", e.to_string()).into_response();
+    }
+    upgrade(s, call_id, headers, ws)
+}
+
+fn upgrade(s: AppState, call_id: String, headers: HeaderMap, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
+    if !authorized(&s, &headers) {
+        tracing::warn!(call_id, "Exotel stream refused: bad or missing Basic credentials");
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"callfunnel\"")], ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Basic credentials required")).into_response();
+    }
+    let Ok(ws) = ws else {
+        return ApiError::bad_request("websocket_required", "this endpoint takes the Voicebot WebSocket").into_response();
+    };
+    if s.shutdown.is_cancelled() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining", "server is shutting down").into_response();
+    }
+    let handler: Arc<dyn CallHandler> = s.calls.clone();
+    ws.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
+        if let Err(e) = carrier::serve(socket, call_id.clone(), ExotelCodec::default(), handler).await {
+            tracing::warn!(call_id, error = %e, "media stream rejected");
+        }
+    })
+}
+
+async fn status(State(s): State<AppState>, Form(f): Form<HashMap<String, String>>) -> Response {
+    let sid = q(&f, &["CallSid"]);
+    let call_id = s.registry.call_for_sid(sid).or_else(|| call_id_for(Carrier::Exotel, sid));
+    match call_id {
+        Some(id) => record_status(&s, &id, &f).await,
+        None => ApiError::bad_request("invalid_call_sid", "CallSid is missing or not a plain id").into_response(),
+    }
+}
+
+async fn status_for(State(s): State<AppState>, Path(call_id): Path<String>, Form(f): Form<HashMap<String, String>>) -> Response {
+    if let Err(e) = callfunnel_data::check_id(&call_id) {
+        return ApiError::bad_request("invalid_call_id", e.to_string()).into_response();
+    }
+    record_status(&s, &call_id, &f).await
+}
+
+/// Exotel's callback has no sequence number: a final status is final, the rest are recorded.
+async fn record_status(s: &AppState, call_id: &str, f: &HashMap<String, String>) -> Response {
+    let status = q(f, &["Status", "CallStatus"]).to_string();
+    let applied = s.registry.observe_status(call_id, None, &status);
+    s.calls
+        .record(call_id, "carrier_status", json!({"carrier": "exotel", "status": status, "stale": !applied, "event": f.get("EventType"),
+            "call_sid": q(f, &["CallSid"]), "updated": f.get("DateUpdated")}))
+        .await;
+    if applied && matches!(status.as_str(), "busy" | "no-answer" | "failed") {
+        s.registry.plans.remove(call_id);
+    }
+    if applied && status == "completed" && s.registry.get_active(call_id).is_some() {
+        s.registry.command(call_id, CallCommand::Hangup { reason: "carrier reported the call completed".into() }).await;
+    }
+    StatusCode::OK.into_response()
+}
+
+/// After the Voicebot applet: 302 (branch B) when the agent transferred the caller, else 200.
+async fn passthru(State(s): State<AppState>, Query(p): Q) -> Response {
+    let sid = q(&p, &["CallSid"]);
+    let call_id = s.registry.call_for_sid(sid).or_else(|| call_id_for(Carrier::Exotel, sid));
+    let end = call_id.as_deref().and_then(|id| s.registry.end_of(id));
+    let digits = q(&p, &["digits"]).trim_matches('"').to_string();
+    let (code, branch) = match &end {
+        Some(CallEnd::Transferred { .. }) => (StatusCode::FOUND, "B"),
+        _ => (StatusCode::OK, "A"),
+    };
+    if let Some(id) = &call_id {
+        s.calls.record(id, "carrier_passthru", json!({"branch": branch, "end": end, "digits": digits, "stream_status": p.get("Stream[Status]"), "disconnected_by": p.get("Stream[DisconnectedBy]")})).await;
+    }
+    tracing::info!(call_id = call_id.as_deref().unwrap_or("?"), branch, "Exotel passthru");
+    match (code, end) {
+        (StatusCode::FOUND, Some(CallEnd::Transferred { to, .. })) => (StatusCode::FOUND, [(header::LOCATION, format!("tel:{to}"))], "").into_response(),
+        _ => (StatusCode::OK, "").into_response(),
+    }
+}

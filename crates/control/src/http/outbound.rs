@@ -1,0 +1,177 @@
+//! The call API (write side): place an outbound call through Twilio or Exotel, hang up a call.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use callfunnel_media::carrier::Carrier;
+use callfunnel_media::engine::{CallCommand, VoicemailAction};
+use callfunnel_telephony::exotel::rest::{ConnectFlow, ConnectStream};
+use callfunnel_telephony::twilio::rest::{CreateCall, HangupOutcome};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::calls::outbound_screening;
+use crate::routing::{new_call_id, CallPlan, Direction};
+
+pub fn routes() -> Router<AppState> {
+    // POST /api/calls (place) shares its path with the list: api.rs routes it.
+    Router::new().route("/api/calls/{call_id}/hangup", post(hangup))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PlaceCall {
+    to: String,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    carrier: Option<String>,
+    #[serde(default)]
+    tenant_id: Option<String>,
+    #[serde(default)]
+    agent_id: Option<String>,
+    /// Check for voicemail before greeting (default true).
+    #[serde(default)]
+    screen: Option<bool>,
+    /// Override the agent's voicemail answer.
+    #[serde(default)]
+    voicemail: Option<VoicemailAction>,
+}
+
+fn valid_number(n: &str) -> bool {
+    let digits = n.strip_prefix('+').unwrap_or(n);
+    (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+pub(super) async fn place(State(s): State<AppState>, body: Result<Json<PlaceCall>, axum::extract::rejection::JsonRejection>) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
+    if !valid_number(&req.to) {
+        return Err(ApiError::bad_request("invalid_number", format!("`to` must be a phone number like +15550100199, got `{}`", req.to.chars().take(40).collect::<String>())));
+    }
+    let carrier = match req.carrier.as_deref().unwrap_or("twilio") {
+        "twilio" => Carrier::Twilio,
+        "exotel" => Carrier::Exotel,
+        other => return Err(ApiError::bad_request("invalid_carrier", format!("carrier `{other}`: use `twilio` or `exotel`"))),
+    };
+    let a = &s.config.agents;
+    let call_id = new_call_id();
+    let mut screening = (req.screen != Some(false)).then(outbound_screening);
+    if let (Some(sc), Some(v)) = (screening.as_mut(), req.voicemail.clone()) {
+        sc.voicemail = v;
+    }
+    let mut plan = CallPlan {
+        tenant_id: req.tenant_id.clone().unwrap_or_else(|| a.default_tenant.clone()),
+        agent_id: req.agent_id.clone().unwrap_or_else(|| a.default_agent.clone()),
+        from: String::new(),
+        to: req.to.clone(),
+        direction: Direction::Outbound,
+        carrier,
+        carrier_sid: String::new(),
+        screening,
+    };
+    let (sid, status) = match carrier {
+        Carrier::Twilio => {
+            let client = s.carriers.twilio.as_ref().ok_or_else(|| not_configured("Twilio", "[twilio] account_sid and TWILIO_AUTH_TOKEN"))?;
+            let t = &s.config.twilio;
+            plan.from = req.from.clone().unwrap_or_else(|| t.from_number.clone());
+            if plan.from.is_empty() {
+                return Err(ApiError::bad_request("missing_from", "give `from` or set [twilio] from_number"));
+            }
+            s.registry.plans.insert(&call_id, plan.clone());
+            let create = CreateCall {
+                to: req.to.clone(),
+                from: plan.from.clone(),
+                url: s.public_http(&format!("/twilio/outbound/{call_id}")),
+                status_callback: Some(s.public_http(&format!("/twilio/status/{call_id}"))),
+                machine_detection: (!t.machine_detection.is_empty() && plan.screening.is_some()).then(|| t.machine_detection.clone()),
+                async_amd_status_callback: Some(s.public_http(&format!("/twilio/amd/{call_id}"))),
+                timeout_secs: Some(t.ring_timeout_secs),
+                ..Default::default()
+            };
+            let call = client.create_call(&create).await.map_err(|e| {
+                s.registry.plans.remove(&call_id);
+                carrier_error("Twilio", e)
+            })?;
+            (call.sid, call.status)
+        }
+        Carrier::Exotel => {
+            let client = s.carriers.exotel.as_ref().ok_or_else(|| not_configured("Exotel", "[exotel] account_sid, EXOTEL_API_KEY and EXOTEL_API_TOKEN"))?;
+            let e = &s.config.exotel;
+            plan.from = req.from.clone().unwrap_or_else(|| e.caller_id.clone());
+            if plan.from.is_empty() {
+                return Err(ApiError::bad_request("missing_from", "give `from` or set [exotel] caller_id"));
+            }
+            s.registry.plans.insert(&call_id, plan.clone());
+            let status_callback = Some(s.public_http(&format!("/exotel/status/{call_id}")));
+            let result = if e.flow_app_id.is_empty() {
+                let stream = ConnectStream {
+                    from: req.to.clone(),
+                    caller_id: plan.from.clone(),
+                    stream_url: s.public_ws(&format!("/exotel/media/{call_id}?sample-rate={}", e.sample_rate)),
+                    status_callback,
+                    custom_field: Some(call_id.clone()),
+                    ..Default::default()
+                };
+                client.connect_stream(&stream).await
+            } else {
+                let flow = ConnectFlow {
+                    from: req.to.clone(),
+                    caller_id: plan.from.clone(),
+                    url: format!("http://my.exotel.com/{}/exoml/start_voice/{}", e.account_sid, e.flow_app_id),
+                    status_callback,
+                    custom_field: Some(call_id.clone()),
+                    ..Default::default()
+                };
+                client.connect_flow(&flow).await
+            };
+            let call = result.map_err(|err| {
+                s.registry.plans.remove(&call_id);
+                carrier_error("Exotel", err)
+            })?;
+            (call.sid, call.status)
+        }
+    };
+    s.registry.plans.set_carrier_sid(&call_id, &sid);
+    s.registry.note_sid(&sid, &call_id);
+    s.calls.record(&call_id, "carrier_call", json!({"carrier": carrier, "direction": "outbound", "call_sid": sid, "from": plan.from, "to": plan.to, "tenant_id": plan.tenant_id, "agent_id": plan.agent_id})).await;
+    tracing::info!(call_id, carrier = carrier.as_str(), carrier_sid = %sid, "outbound call placed");
+    Ok((StatusCode::CREATED, Json(json!({"call_id": call_id, "carrier": carrier, "carrier_sid": sid, "status": status}))))
+}
+
+fn not_configured(carrier: &str, what: &str) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "carrier_not_configured", format!("{carrier} is not configured: set {what}"))
+}
+
+fn carrier_error(carrier: &str, e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(carrier, error = %e, "carrier refused the call");
+    ApiError::new(StatusCode::BAD_GATEWAY, "carrier_error", format!("{carrier}: {e}"))
+}
+
+/// Ends a live call: the engine stops at once, and the carrier is told to hang up (a call the
+/// carrier already ended counts as done).
+async fn hangup(State(s): State<AppState>, Path(call_id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    callfunnel_data::check_id(&call_id).map_err(|e| ApiError::bad_request("invalid_call_id", e.to_string()))?;
+    let active = s.registry.get_active(&call_id);
+    let planned = s.registry.plans.get(&call_id);
+    let (carrier, sid) = match (&active, &planned) {
+        (Some(a), _) => (a.carrier, a.carrier_sid.clone()),
+        (None, Some(p)) => (p.carrier, p.carrier_sid.clone()),
+        (None, None) => return Err(ApiError::not_found("call_not_active", format!("no live call `{call_id}`"))),
+    };
+    let engine_stopped = s.registry.command(&call_id, CallCommand::Hangup { reason: "hung up through the API".into() }).await;
+    s.registry.plans.remove(&call_id);
+    let mut carrier_result = "not_needed";
+    if carrier == Carrier::Twilio && !sid.is_empty() {
+        if let Some(client) = s.carriers.twilio.as_ref() {
+            carrier_result = match client.hangup(&sid).await {
+                Ok(HangupOutcome::Completed) => "completed",
+                Ok(HangupOutcome::AlreadyEnded) => "already_ended",
+                Err(e) => return Err(carrier_error("Twilio", e)),
+            };
+        }
+    }
+    s.calls.record(&call_id, "hangup_api", json!({"engine_stopped": engine_stopped, "carrier": carrier_result})).await;
+    Ok(Json(json!({"call_id": call_id, "hung_up": true, "carrier": carrier_result})))
+}

@@ -1,0 +1,3 @@
+//! Exotel: the Connect API (outbound calls).
+
+pub mod rest;
