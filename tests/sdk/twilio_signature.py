@@ -1,5 +1,5 @@
 """Twilio's official RequestValidator (PyPI `twilio`) on cases read as JSON from stdin:
-[{"token", "url", "params": [[name, value], ...], "signature"?, "body"?}]. Prints, per case, the
+[{"token", "url", "params": [[name, value], ...], "signature"?, "body"?, "algorithm"?}]. Prints, per case, the
 SDK's own signature for (url, params) and whether it accepts the given signature."""
 import json
 import sys
@@ -22,7 +22,11 @@ for case in json.load(sys.stdin):
     flat = MultiDict()
     for name, value in case["params"]:
         dict.setdefault(flat, name, []).append(value)
-    if "body" in case:
+    alg = case.get("algorithm")
+    if alg:
+        ok = v.validate(case["url"], flat, case.get("signature", ""), algorithm=alg)
+        sig = v.compute_signature(case["url"], flat, algorithm=alg)
+    elif "body" in case:
         ok = v.validate(case["url"], case["body"], case.get("signature", ""))
         sig = v.compute_signature(case["url"], {})
     else:

@@ -16,6 +16,8 @@ use crate::telephony_config::secret_names as names;
 pub struct CarrierAuth {
     /// Checks `X-Twilio-Signature` (primary and, during rotation, secondary token).
     pub twilio_validator: Option<Validator>,
+    /// Checks HMAC-SHA256 signatures made with a webhook SharedKey.
+    pub twilio_shared_key: Option<Validator>,
     pub twilio: Option<TwilioClient>,
     pub exotel: Option<ExotelClient>,
     /// `user:password` expected as Basic auth on Exotel's WebSocket upgrade.
@@ -28,6 +30,7 @@ impl CarrierAuth {
         let primary = get(names::TWILIO_AUTH_TOKEN).await?;
         let secondary = get(names::TWILIO_AUTH_TOKEN_SECONDARY).await?;
         let twilio_validator = primary.as_ref().map(|p| Validator::new(p.expose().to_string(), secondary.as_ref().map(|s| s.expose().to_string())));
+        let twilio_shared_key = get(names::TWILIO_WEBHOOK_KEY).await?.map(|k| Validator::new(k.expose().to_string(), None));
         let t = &cfg.twilio;
         let twilio = match (&primary, t.account_sid.is_empty()) {
             (Some(token), false) => Some(TwilioClient::new(&t.api_base, &t.account_sid, token.expose()).with_timeout(Duration::from_millis(t.request_timeout_ms))),
@@ -47,6 +50,6 @@ impl CarrierAuth {
             tracing::warn!("no Exotel stream credentials: the Exotel WebSocket accepts any client (set EXOTEL_STREAM_AUTH=user:password in production)");
         }
         tracing::info!(twilio_rest = twilio.is_some(), exotel_rest = exotel.is_some(), rotation = secondary.is_some(), "carrier credentials loaded");
-        Ok(CarrierAuth { twilio_validator, twilio, exotel, exotel_stream_auth })
+        Ok(CarrierAuth { twilio_validator, twilio_shared_key, twilio, exotel, exotel_stream_auth })
     }
 }

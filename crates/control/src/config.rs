@@ -13,10 +13,10 @@ pub use crate::provider_config::ProvidersConfig;
 pub use crate::telephony_config::{ExotelConfig, NumberRoute, TelephonyConfig, TwilioConfig};
 
 /// `CALLFUNNEL_*` variables that are not configuration keys (keys, tool settings).
-const NOT_CONFIG: [&str; 15] = [
+const NOT_CONFIG: [&str; 16] = [
     "models_dir", "log_format", "log_level", "config", "sdk_venv",
     "deepgram_api_key", "anthropic_api_key", "cartesia_api_key", "sarvam_api_key", "voyage_api_key",
-    "twilio_auth_token", "twilio_auth_token_secondary", "exotel_api_key", "exotel_api_token", "exotel_stream_auth",
+    "twilio_auth_token", "twilio_auth_token_secondary", "twilio_webhook_key", "exotel_api_key", "exotel_api_token", "exotel_stream_auth",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

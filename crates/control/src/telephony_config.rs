@@ -11,6 +11,8 @@ pub mod secret_names {
     pub const TWILIO_AUTH_TOKEN: &str = "twilio_auth_token";
     /// The previous token, accepted during a rotation window.
     pub const TWILIO_AUTH_TOKEN_SECONDARY: &str = "twilio_auth_token_secondary";
+    /// A webhook SharedKey secret (requests naming `algorithm=HMAC_SHA256` are signed with it).
+    pub const TWILIO_WEBHOOK_KEY: &str = "twilio_webhook_key";
     pub const EXOTEL_API_KEY: &str = "exotel_api_key";
     pub const EXOTEL_API_TOKEN: &str = "exotel_api_token";
     /// `user:password` Exotel sends as Basic auth on the Voicebot WebSocket upgrade.

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use callfunnel_telephony::twilio::signature::{sign, Validator};
+use callfunnel_telephony::twilio::signature::{sign, sign_with, Algorithm, Validator};
 use serde_json::{json, Value};
 
 fn python() -> PathBuf {
@@ -106,4 +106,16 @@ fn json_webhooks_match_the_sdk() {
     let v = Validator::new("tok".into(), None);
     assert!(v.validate_json_body(&url, body.as_bytes(), &sig));
     assert!(!v.validate_json_body(&url, body.replace("CA1", "CA2").as_bytes(), &sig));
+}
+
+#[test]
+fn shared_key_hmac_sha256_matches_the_sdk() {
+    let p = pairs(&[("CallSid", "CA1"), ("CallStatus", "completed")]);
+    let url = "https://voice.example.com/twilio/status/c1";
+    let ours = sign_with(Algorithm::HmacSha256, "wk-secret", url, &p);
+    let params = vec![json!(["CallSid", "CA1"]), json!(["CallStatus", "completed"])];
+    let out = sdk(&json!([{"token": "wk-secret", "url": url, "params": params, "signature": ours, "algorithm": "HMAC_SHA256"}]));
+    assert_eq!(out[0]["signature"], ours);
+    assert_eq!(out[0]["valid"], true);
+    assert!(Validator::new("wk-secret".into(), None).validate_with(Algorithm::HmacSha256, url, &p, &ours));
 }

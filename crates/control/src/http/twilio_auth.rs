@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use callfunnel_telephony::twilio::signature::public_url;
+use callfunnel_telephony::twilio::signature::{public_url, Algorithm};
 
 use super::{ApiError, AppState};
 
@@ -16,8 +16,18 @@ use super::{ApiError, AppState};
 const MAX_BODY: usize = 64 * 1024;
 
 pub async fn require_signature(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(validator) = s.carriers.twilio_validator.as_ref() else { return next.run(req).await };
+    let Some(token_validator) = s.carriers.twilio_validator.as_ref() else { return next.run(req).await };
     let (parts, body) = req.into_parts();
+    let settings = parts.headers.get("x-twilio-webhooks-signature-settings").and_then(|v| v.to_str().ok());
+    let (alg, validator) = match Algorithm::from_settings(settings) {
+        Some(Algorithm::HmacSha256) => (Algorithm::HmacSha256, s.carriers.twilio_shared_key.as_ref()),
+        Some(Algorithm::HmacSha1) => (Algorithm::HmacSha1, Some(token_validator)),
+        None => (Algorithm::HmacSha1, None),
+    };
+    let Some(validator) = validator else {
+        tracing::warn!(path = parts.uri.path(), "Twilio signature algorithm unknown or its key is not configured: request refused");
+        return ApiError::new(StatusCode::FORBIDDEN, "invalid_signature", "unsupported signature settings").into_response();
+    };
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
         return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("webhook body over {MAX_BODY} bytes")).into_response();
     };
@@ -29,10 +39,10 @@ pub async fn require_signature(State(s): State<AppState>, req: Request, next: Ne
     let form = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     let ok = !signature.is_empty()
         && if url.contains("bodySHA256=") {
-            validator.validate_json_body(&url, &bytes, signature)
+            validator.validate_json_body_with(alg, &url, &bytes, signature)
         } else {
             let params: Vec<(String, String)> = if form { url::form_urlencoded::parse(&bytes).into_owned().collect() } else { Vec::new() };
-            validator.validate(&url, &params, signature)
+            validator.validate_with(alg, &url, &params, signature)
         };
     if !ok {
         tracing::warn!(path = parts.uri.path(), signed = !signature.is_empty(), "invalid X-Twilio-Signature: request refused");

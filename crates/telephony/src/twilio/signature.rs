@@ -197,6 +197,20 @@ mod tests {
     }
 
     #[test]
+    fn shared_key_signatures_use_hmac_sha256() {
+        assert_eq!(Algorithm::from_settings(None), Some(Algorithm::HmacSha1));
+        assert_eq!(Algorithm::from_settings(Some("key=wk_1,algorithm=HMAC_SHA256")), Some(Algorithm::HmacSha256));
+        assert_eq!(Algorithm::from_settings(Some("key=wk_1")), Some(Algorithm::HmacSha1));
+        assert_eq!(Algorithm::from_settings(Some("algorithm=ED25519")), None);
+        let params = p(&[("CallSid", "CA1")]);
+        let sig = sign_with(Algorithm::HmacSha256, "shared", "https://h/twilio/voice", &params);
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(&sig).unwrap().len(), 32);
+        let v = Validator::new("shared".into(), None);
+        assert!(v.validate_with(Algorithm::HmacSha256, "https://h/twilio/voice", &params, &sig));
+        assert!(!v.validate(&"https://h/twilio/voice".to_string(), &params, &sig), "not a SHA-1 signature");
+    }
+
+    #[test]
     fn json_bodies_check_the_hash() {
         let body = br#"{"event":"x"}"#;
         let hash: String = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
