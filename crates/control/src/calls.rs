@@ -47,6 +47,8 @@ pub struct CallRegistry {
     statuses: Mutex<HashMap<String, (Option<u64>, bool)>>,
     /// Carrier call id → our call id (Exotel's callbacks name only their own id).
     by_sid: Mutex<HashMap<String, String>>,
+    /// Woken whenever a call ends.
+    ended_notify: tokio::sync::Notify,
 }
 
 /// A carrier status after which nothing changes.
@@ -125,6 +127,25 @@ impl CallRegistry {
         self.ended.lock().0.get(call_id).cloned()
     }
 
+    /// How a call ended, waiting up to `limit` while it is still winding down: the carrier
+    /// asks what next (transfer or hang up) as soon as the stream closes, a moment before the
+    /// call's last records are written.
+    pub async fn wait_end(&self, call_id: &str, limit: std::time::Duration) -> Option<CallEnd> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.ended_notify.notified();
+            if let Some(e) = self.end_of(call_id) {
+                return Some(e);
+            }
+            if self.get_active(call_id).is_none() {
+                return None;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.end_of(call_id);
+            }
+        }
+    }
+
     fn finish(&self, call_id: &str, end: CallEnd) {
         self.active.lock().remove(call_id);
         let mut g = self.ended.lock();
@@ -136,6 +157,8 @@ impl CallRegistry {
                 map.remove(&old);
             }
         }
+        drop(g);
+        self.ended_notify.notify_waiters();
     }
 }
 

@@ -1,11 +1,13 @@
 //! Provider simulators: Deepgram, Anthropic, Cartesia, Sarvam and Voyage, each speaking its
 //! vendor's wire protocol on loopback (same paths, headers, auth checks, message shapes, close
 //! codes and error bodies), deterministic and light enough for hundreds of concurrent calls,
-//! with configurable latency and injectable faults. Used by the tests, `callfunnel demo
+//! with configurable latency and injectable faults; and a fake carrier (Twilio- and
+//! Exotel-shaped) that places outbound calls back to us. Used by the tests, `callfunnel demo
 //! --providers cloud` and the load generator.
 
 mod anthropic;
 mod audio;
+pub mod carrier;
 mod cartesia;
 pub mod cli;
 mod deepgram;

@@ -130,7 +130,10 @@ async fn record_status(s: &AppState, call_id: &str, f: &HashMap<String, String>)
 async fn passthru(State(s): State<AppState>, Query(p): Q) -> Response {
     let sid = q(&p, &["CallSid"]);
     let call_id = s.registry.call_for_sid(sid).or_else(|| call_id_for(Carrier::Exotel, sid));
-    let end = call_id.as_deref().and_then(|id| s.registry.end_of(id));
+    let end = match call_id.as_deref() {
+        Some(id) => s.registry.wait_end(id, std::time::Duration::from_secs(5)).await,
+        None => None,
+    };
     let digits = q(&p, &["digits"]).trim_matches('"').to_string();
     let (code, branch) = match &end {
         Some(CallEnd::Transferred { .. }) => (StatusCode::FOUND, "B"),

@@ -109,7 +109,7 @@ pub(super) async fn place(State(s): State<AppState>, body: Result<Json<PlaceCall
                 let stream = ConnectStream {
                     from: req.to.clone(),
                     caller_id: plan.from.clone(),
-                    stream_url: s.public_ws(&format!("/exotel/media/{call_id}?sample-rate={}", e.sample_rate)),
+                    stream_url: with_credentials(&s.public_ws(&format!("/exotel/media/{call_id}?sample-rate={}", e.sample_rate)), s.carriers.exotel_stream_auth.as_ref().map(|a| a.expose())),
                     status_callback,
                     custom_field: Some(call_id.clone()),
                     ..Default::default()
@@ -138,6 +138,14 @@ pub(super) async fn place(State(s): State<AppState>, body: Result<Json<PlaceCall
     s.calls.record(&call_id, "carrier_call", json!({"carrier": carrier, "direction": "outbound", "call_sid": sid, "from": plan.from, "to": plan.to, "tenant_id": plan.tenant_id, "agent_id": plan.agent_id})).await;
     tracing::info!(call_id, carrier = carrier.as_str(), carrier_sid = %sid, "outbound call placed");
     Ok((StatusCode::CREATED, Json(json!({"call_id": call_id, "carrier": carrier, "carrier_sid": sid, "status": status}))))
+}
+
+/// Exotel authenticates its WebSocket with credentials written into the URL (`wss://u:p@host`).
+fn with_credentials(url: &str, auth: Option<&str>) -> String {
+    match (auth, url.split_once("://")) {
+        (Some(a), Some((scheme, rest))) => format!("{scheme}://{a}@{rest}"),
+        _ => url.to_string(),
+    }
 }
 
 fn not_configured(carrier: &str, what: &str) -> ApiError {

@@ -115,7 +115,7 @@ async fn amd(State(s): State<AppState>, Path(call_id): Path<String>, Form(f): Pa
 
 /// The stream ended: transfer (warm: the human hears a brief first) or hang up.
 async fn after_stream(State(s): State<AppState>, Path(call_id): Path<String>) -> Response {
-    match s.registry.end_of(&call_id) {
+    match s.registry.wait_end(&call_id, std::time::Duration::from_secs(5)).await {
         Some(CallEnd::Transferred { to, brief: Some(_), .. }) => xml(twiml::dial_with_whisper(&to, &s.public_http(&format!("/twilio/whisper/{call_id}")))),
         Some(CallEnd::Transferred { to, .. }) => xml(twiml::dial(&to)),
         _ => xml(twiml::hangup()),

@@ -143,13 +143,14 @@ impl Validator {
 }
 
 /// The URL Twilio called, behind any proxy: `configured_base` (e.g. `https://voice.example.com`)
-/// if set, else scheme from `X-Forwarded-Proto` (default https) and host from
+/// if set, else scheme from `X-Forwarded-Proto` (default http: we do not terminate TLS
+/// ourselves, so a request without the header came straight over plain HTTP) and host from
 /// `X-Forwarded-Host` or `Host`. A WebSocket upgrade is signed over `wss://` (`ws://` for http).
 pub fn public_url(configured_base: Option<&str>, headers: &HeaderMap, path_and_query: &str, websocket: bool) -> String {
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_string()).filter(|v| !v.is_empty());
     let (scheme, host) = match configured_base.and_then(|b| b.split_once("://")) {
         Some((s, h)) => (s.to_string(), h.trim_end_matches('/').to_string()),
-        None => (header("x-forwarded-proto").unwrap_or_else(|| "https".into()), header("x-forwarded-host").or_else(|| header("host")).unwrap_or_default()),
+        None => (header("x-forwarded-proto").unwrap_or_else(|| "http".into()), header("x-forwarded-host").or_else(|| header("host")).unwrap_or_default()),
     };
     let scheme = match (websocket, scheme.as_str()) {
         (true, "https" | "wss") => "wss",
@@ -226,7 +227,8 @@ mod tests {
     fn public_url_follows_the_proxy_or_the_configuration() {
         let mut h = HeaderMap::new();
         h.insert("host", "10.0.0.5:8080".parse().unwrap());
-        assert_eq!(public_url(None, &h, "/twilio/voice", false), "https://10.0.0.5:8080/twilio/voice");
+        assert_eq!(public_url(None, &h, "/twilio/voice", false), "http://10.0.0.5:8080/twilio/voice");
+        assert_eq!(public_url(None, &h, "/twilio/media/c1", true), "ws://10.0.0.5:8080/twilio/media/c1");
         h.insert("x-forwarded-proto", "https".parse().unwrap());
         h.insert("x-forwarded-host", "voice.example.com".parse().unwrap());
         assert_eq!(public_url(None, &h, "/twilio/media/c1", true), "wss://voice.example.com/twilio/media/c1");
