@@ -175,3 +175,15 @@ pub fn providers(stt_lines: &[&str]) -> Providers {
         tts: Arc::new(ToneTts { ms_per_char: 60, first_audio_delay: Duration::from_millis(5) }),
     }
 }
+
+/// A caller script for the test kit's agent: a question, a barge-in over the answer, goodbye
+/// (the lines [`providers`] transcribes, in order).
+pub const BOOKING_SCRIPT: &str = r#"
+[[line]]
+say = "What are your opening hours?"
+[[line]]
+say = "I want to book an appointment please"
+barge_in_after_ms = 700
+[[line]]
+say = "Goodbye"
+"#;

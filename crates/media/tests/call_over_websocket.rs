@@ -55,15 +55,7 @@ async fn server(store: Arc<MemoryTimeline>) -> std::net::SocketAddr {
     addr
 }
 
-const SCRIPT: &str = r#"
-[[line]]
-say = "What are your opening hours?"
-[[line]]
-say = "I want to book an appointment please"
-barge_in_after_ms = 700
-[[line]]
-say = "Goodbye"
-"#;
+use callfunnel_media::testkit::BOOKING_SCRIPT as SCRIPT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barge_in_truncates_history_and_the_agent_ends_the_call() {

@@ -106,15 +106,7 @@ fn energy(x: &[i16]) -> f64 {
     x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / x.len().max(1) as f64
 }
 
-const SCRIPT: &str = r#"
-[[line]]
-say = "What are your opening hours?"
-[[line]]
-say = "I want to book an appointment please"
-barge_in_after_ms = 700
-[[line]]
-say = "Goodbye"
-"#;
+use callfunnel_media::testkit::BOOKING_SCRIPT as SCRIPT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exotel_calls_work_in_every_media_format_and_are_recorded() {

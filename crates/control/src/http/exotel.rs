@@ -3,7 +3,6 @@
 //! (200 → branch A: the bot finished; 302 → branch B: put the caller through to a person).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
@@ -12,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Form, Json, Router};
 use base64::Engine as _;
-use callfunnel_media::carrier::{self, CallHandler, Carrier, MAX_MESSAGE_BYTES};
+use callfunnel_media::carrier::Carrier;
 use callfunnel_media::engine::{CallCommand, CallEnd};
 use callfunnel_media::exotel::ExotelCodec;
 use serde_json::json;
@@ -68,9 +67,6 @@ async fn media_static(State(s): State<AppState>, headers: HeaderMap, ws: Result<
 }
 
 async fn media(State(s): State<AppState>, Path(call_id): Path<String>, headers: HeaderMap, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
-    if let Err(e) = callfunnel_data::check_id(&call_id) {
-        return ApiError::bad_request("invalid_call_id", e.to_string()).into_response();
-    }
     upgrade(s, call_id, headers, ws)
 }
 
@@ -79,18 +75,7 @@ fn upgrade(s: AppState, call_id: String, headers: HeaderMap, ws: Result<WebSocke
         tracing::warn!(call_id, "Exotel stream refused: bad or missing Basic credentials");
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"callfunnel\"")], ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Basic credentials required")).into_response();
     }
-    let Ok(ws) = ws else {
-        return ApiError::bad_request("websocket_required", "this endpoint takes the Voicebot WebSocket").into_response();
-    };
-    if s.shutdown.is_cancelled() {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining", "server is shutting down").into_response();
-    }
-    let handler: Arc<dyn CallHandler> = s.calls.clone();
-    ws.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
-        if let Err(e) = carrier::serve(socket, call_id.clone(), ExotelCodec::default(), handler).await {
-            tracing::warn!(call_id, error = %e, "media stream rejected");
-        }
-    })
+    super::media::upgrade(&s, call_id, ws, ExotelCodec::default())
 }
 
 async fn status(State(s): State<AppState>, Form(f): Form<HashMap<String, String>>) -> Response {

@@ -4,6 +4,7 @@ mod api;
 mod error;
 mod exotel;
 mod health;
+mod media;
 mod outbound;
 mod twilio;
 mod twilio_auth;

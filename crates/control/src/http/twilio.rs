@@ -3,7 +3,6 @@
 //! WebSocket. Every route sits behind the `X-Twilio-Signature` check.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
@@ -11,12 +10,12 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::{Form, Router};
-use callfunnel_media::carrier::{self, Carrier, CallHandler, MAX_MESSAGE_BYTES};
+use callfunnel_media::carrier::Carrier;
 use callfunnel_media::engine::{CallCommand, CallEnd};
 use callfunnel_media::twilio::{twiml, TwilioCodec};
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::AppState;
 use crate::routing::{call_id_for, CallPlan, Direction};
 use crate::telephony_config::Route;
 
@@ -134,19 +133,5 @@ async fn whisper(State(s): State<AppState>, Path(call_id): Path<String>) -> Resp
 }
 
 async fn media(State(s): State<AppState>, Path(call_id): Path<String>, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
-    if let Err(e) = callfunnel_data::check_id(&call_id) {
-        return ApiError::bad_request("invalid_call_id", e.to_string()).into_response();
-    }
-    let Ok(ws) = ws else {
-        return ApiError::bad_request("websocket_required", "this endpoint takes a Media Streams WebSocket").into_response();
-    };
-    if s.shutdown.is_cancelled() {
-        return ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "draining", "server is shutting down").into_response();
-    }
-    let handler: Arc<dyn CallHandler> = s.calls.clone();
-    ws.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
-        if let Err(e) = carrier::serve(socket, call_id.clone(), TwilioCodec::default(), handler).await {
-            tracing::warn!(call_id, error = %e, "media stream rejected");
-        }
-    })
+    super::media::upgrade(&s, call_id, ws, TwilioCodec::default())
 }

@@ -1,6 +1,7 @@
 //! Just enough of a TwiML reader for the fake carrier: the verbs our server returns.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verb {
@@ -12,6 +13,15 @@ pub enum Verb {
     Play { digits: Option<String> },
     Hangup,
 }
+
+fn re(pattern: &str) -> regex::Regex {
+    regex::Regex::new(pattern).expect("static regex")
+}
+
+static VERB: LazyLock<regex::Regex> = LazyLock::new(|| re(r#"(?s)<(Connect|Dial|Say|Play|Hangup)\b([^>]*?)(/>|>(.*?)</(?:Connect|Dial|Say|Play)>)"#));
+static STREAM: LazyLock<regex::Regex> = LazyLock::new(|| re(r#"<Stream\b([^>]*)>"#));
+static PARAM: LazyLock<regex::Regex> = LazyLock::new(|| re(r#"<Parameter\b([^>]*)/>"#));
+static TARGET: LazyLock<regex::Regex> = LazyLock::new(|| re(r#"(?s)<(Number|Sip)\b([^>]*)>(.*?)</(?:Number|Sip)>"#));
 
 fn unescape(s: &str) -> String {
     s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
@@ -27,22 +37,18 @@ pub fn parse(xml: &str) -> Result<Vec<Verb>, String> {
     if !xml.contains("<Response") {
         return Err(format!("not TwiML: {}", xml.chars().take(120).collect::<String>()));
     }
-    let verbs = regex::Regex::new(r#"(?s)<(Connect|Dial|Say|Play|Hangup)\b([^>]*?)(/>|>(.*?)</(?:Connect|Dial|Say|Play)>)"#).expect("static regex");
     let mut out = Vec::new();
-    for c in verbs.captures_iter(xml) {
+    for c in VERB.captures_iter(xml) {
         let (name, attrs, inner) = (&c[1], &c[2], c.get(4).map_or("", |m| m.as_str()));
         out.push(match name {
             "Connect" => {
-                let stream = regex::Regex::new(r#"<Stream\b([^>]*)>"#).expect("static regex");
-                let Some(s) = stream.captures(inner) else { continue };
+                let Some(s) = STREAM.captures(inner) else { continue };
                 let url = attr(&s[1], "url").ok_or("<Stream> without url")?;
-                let p = regex::Regex::new(r#"<Parameter\b([^>]*)/>"#).expect("static regex");
-                let params = p.captures_iter(inner).filter_map(|m| Some((attr(&m[1], "name")?, attr(&m[1], "value")?))).collect();
+                let params = PARAM.captures_iter(inner).filter_map(|m| Some((attr(&m[1], "name")?, attr(&m[1], "value")?))).collect();
                 Verb::Stream { url, action: attr(attrs, "action"), params }
             }
             "Dial" => {
-                let target = regex::Regex::new(r#"(?s)<(Number|Sip)\b([^>]*)>(.*?)</(?:Number|Sip)>"#).expect("static regex");
-                match target.captures(inner) {
+                match TARGET.captures(inner) {
                     Some(t) => Verb::Dial { to: unescape(t[3].trim()), whisper: attr(&t[2], "url") },
                     None => Verb::Dial { to: unescape(inner.trim()), whisper: None },
                 }
