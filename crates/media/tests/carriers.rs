@@ -38,7 +38,9 @@ impl CallHandler for Handler {
         );
         setup.recording = Some(self.dir.join(format!("{call_id}.wav")));
         setup.turn.dtmf_timeout_ms = 400;
-        if call_id.starts_with("vm") {
+        if call_id.starts_with("vmh") {
+            setup.screening = Some(ScreeningConfig { voicemail: VoicemailAction::Hangup, ..Default::default() });
+        } else if call_id.starts_with("vm") {
             setup.screening = Some(ScreeningConfig { voicemail: VoicemailAction::LeaveMessage { message: "Hi, this is the clinic. Please call us back.".into() }, ..Default::default() });
         } else if call_id.starts_with("human") {
             setup.screening = Some(ScreeningConfig::default());
@@ -204,6 +206,14 @@ async fn screening_greets_a_person_and_leaves_a_message_on_voicemail() {
     assert!(!kinds.contains(&"agent_turn_started"), "the agent never greeted the machine: {kinds:?}");
     let end = &tl.iter().find(|e| e.kind == "call_ended").unwrap().data;
     assert_eq!((end["end"].as_str(), end["reason"].as_str()), (Some("agent_ended"), Some("voicemail left")));
+
+    // An agent that leaves no message hangs up once the voicemail is recognised.
+    let r = caller::run(&vm, &CallerOptions::new(format!("ws://{addr}/twilio/media/vmh1"))).await.unwrap();
+    assert_eq!(r.ended_by, "agent closed the stream", "{r:?}");
+    assert_eq!(r.agent_audio_ms, 0, "nothing is said to the machine");
+    let tl = ended_timeline(&store, "vmh1").await;
+    let end = &tl.iter().find(|e| e.kind == "call_ended").unwrap().data;
+    assert_eq!(end["reason"], "voicemail: hung up");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -234,12 +234,13 @@ async fn the_api_hangs_up_and_a_warm_transfer_whispers_a_brief() {
     let r: Value = rig.http.post(format!("{}/api/calls/{id}/hangup", rig.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!((r["hung_up"].as_bool(), r["carrier"].as_str()), (Some(true), Some("completed")), "{r}");
     rig.carrier.wait_for(Duration::from_secs(10), |e| matches!(e, CarrierEvent::StreamEnded { .. })).await.unwrap();
-    let again = rig.http.post(format!("{}/api/calls/{id}/hangup", rig.base)).send().await.unwrap();
-    assert_eq!(again.status(), 404);
-    assert_eq!(TwilioClient::new(&rig.carrier.url(), AC, TOKEN).hangup(&sid).await.unwrap(), HangupOutcome::AlreadyEnded, "404/20404 means already ended");
-    assert!(TwilioClient::new(&rig.carrier.url(), AC, "wrong").hangup(&sid).await.is_err());
     let ev = rig.ended(&id).await;
     assert_eq!(ev.iter().find(|e| e["kind"] == "call_ended").unwrap()["data"]["reason"], "hung up through the API");
+    let again = rig.http.post(format!("{}/api/calls/{id}/hangup", rig.base)).send().await.unwrap();
+    assert_eq!(again.status(), 404, "the call is over");
+    assert_eq!(again.json::<Value>().await.unwrap()["code"], "call_not_active");
+    assert_eq!(TwilioClient::new(&rig.carrier.url(), AC, TOKEN).hangup(&sid).await.unwrap(), HangupOutcome::AlreadyEnded, "404/20404 means already ended");
+    assert!(TwilioClient::new(&rig.carrier.url(), AC, "wrong").hangup(&sid).await.is_err());
 
     // Warm transfer: the caller asks for a person; reception hears a brief, then is bridged.
     let t = rig.place(json!({"to": "+15550005", "screen": false})).await;
@@ -325,6 +326,18 @@ async fn signatures_guard_every_twilio_request_and_numbers_route_calls() {
     let opts = CallerOptions { headers: vec![("X-Twilio-Signature".into(), sign(TOKEN, &ws, &[]))], ..CallerOptions::new(ws.clone()) };
     let report = caller::run(&script, &opts).await.unwrap();
     assert_eq!(report.ended_by, "agent closed the stream", "{report:?}");
+    // An Exotel stream to a number we do not serve hears the refusal, then the line closes.
+    let unknown = Script::from_toml("[call]\nto = \"+15550000\"\n[[line]]\nsay = \"Hello?\"\nstart_ms = 9000\n").unwrap();
+    let opts = CallerOptions {
+        carrier: CallerCarrier::Exotel { mulaw: false },
+        headers: vec![("Authorization".into(), "Basic Ym90OnB3".into())],
+        ..CallerOptions::new(format!("ws://127.0.0.1:{}/exotel/media/unk1", rig.server.addr.port()))
+    };
+    let r = caller::run(&unknown, &opts).await.unwrap();
+    assert_eq!(r.ended_by, "agent closed the stream", "{r:?}");
+    assert!(r.agent_audio_ms > 1500, "the refusal was spoken: {r:?}");
+    let tl: Value = rig.http.get(format!("{}/api/calls/unk1/timeline", rig.base)).send().await.unwrap().json().await.unwrap();
+    assert!(kinds(tl["events"].as_array().unwrap()).contains(&"call_refused".to_string()), "{tl}");
     rig.callee.reports.lock().clear();
     rig.done();
 }
