@@ -18,11 +18,12 @@ fn stats(mut v: Vec<f64>) -> (f64, f64) {
 }
 
 fn bench(what: &str, n: usize, mut f: impl FnMut(usize)) {
-    for i in 0..n / 10 {
+    let warm = n / 10;
+    for i in 0..warm {
         f(i);
     }
     let mut v = Vec::with_capacity(n);
-    for i in 0..n {
+    for i in warm..warm + n {
         let t = Instant::now();
         f(i);
         v.push(t.elapsed().as_secs_f64() * 1e6);

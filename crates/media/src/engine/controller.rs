@@ -58,6 +58,8 @@ pub struct Controller {
     parts: Vec<String>,
     /// Outbound call not yet known to be answered by a person.
     screener: Option<Screener>,
+    /// Tells the listener to stop looking for beeps once screening is over.
+    screening_flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The voicemail message is playing: nothing interrupts it.
     leaving_message: bool,
     /// Keys pressed so far and when the entry is complete.
@@ -88,6 +90,7 @@ impl Controller {
         let (speaker_tx, mut speaker_rx) = mpsc::channel(EVENT_QUEUE);
         let mut stt_events = stt.events;
 
+        let screening_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(setup.screening.is_some()));
         let listener = Listener {
             vad,
             taker: TurnTaker::new(setup.turn.clone(), providers.turn_detector.is_some()),
@@ -97,6 +100,7 @@ impl Controller {
             events: listen_tx,
             playout: playout_tx.clone(),
             beep: setup.screening.as_ref().map(|_| BeepDetector::new(8000)),
+            screening: screening_flag.clone(),
         };
         tokio::spawn(listener.run(io.inbound, cancel.clone()));
         let playout = Playout::new(setup.playout.clone(), io.outbound.clone(), pl_ev_tx);
@@ -110,7 +114,7 @@ impl Controller {
             setup, providers, brain, rec, cancel: cancel.clone(), out: io.outbound, playout: playout_tx, speaker_tx,
             history: Vec::new(), agent: None, next_turn: 1, backchannel: false, speech_started_at: None,
             pending: VecDeque::new(), finals: VecDeque::new(), parts: Vec::new(),
-            screener, leaving_message: false, dtmf: String::new(), dtmf_deadline: None,
+            screener, screening_flag, leaving_message: false, dtmf: String::new(), dtmf_deadline: None,
         };
         if c.screener.is_some() {
             c.rec.record("screening_started", json!({}));
@@ -412,6 +416,7 @@ impl Controller {
 
     async fn on_verdict(&mut self, v: Verdict) -> Option<CallEnd> {
         let screener = self.screener.take()?;
+        self.screening_flag.store(false, std::sync::atomic::Ordering::Relaxed);
         match v {
             Verdict::Human { by } => {
                 self.rec.record("answered_by", json!({"answered_by": "human", "by": by}));

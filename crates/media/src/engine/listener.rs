@@ -44,8 +44,9 @@ pub struct Listener {
     pub stt: mpsc::Sender<SttInput>,
     pub events: mpsc::Sender<ListenerEvent>,
     pub playout: mpsc::Sender<PlayoutCmd>,
-    /// Listens for a voicemail beep (outbound calls being screened).
+    /// Listens for a voicemail beep while `screening` is set (outbound calls being screened).
     pub beep: Option<BeepDetector>,
+    pub screening: Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct Buffers {
@@ -81,6 +82,9 @@ impl Listener {
     }
 
     async fn on_audio(&mut self, b: &mut Buffers, pcm: Vec<i16>) -> Vec<TurnSignal> {
+        if !self.screening.load(std::sync::atomic::Ordering::Relaxed) {
+            self.beep = None;
+        }
         if let Some(beep) = self.beep.as_mut().and_then(|d| d.push(&pcm)) {
             let _ = self.events.send(ListenerEvent::Beep { freq_hz: beep.freq_hz }).await;
         }
