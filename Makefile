@@ -7,7 +7,13 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/callfunnel-target
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/callfunnel
 DEBUG_BIN := $(CARGO_TARGET_DIR)/debug/callfunnel
 
-.PHONY: demo demo-cloud test setup build models serve bench clean-cache
+.PHONY: demo demo-cloud test setup build models serve bench clean-cache services services-down
+
+services:
+	scripts/services.sh up
+
+services-down:
+	scripts/services.sh down
 
 setup:
 	@scripts/setup-system.sh
@@ -32,6 +38,7 @@ models: build
 
 test: setup
 	scripts/sdk-venv.sh
+	scripts/services.sh up
 	cargo build --workspace --locked --tests --bins
 	$(DEBUG_BIN) models fetch
 	cargo test --workspace --locked
