@@ -10,13 +10,15 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub use crate::provider_config::ProvidersConfig;
+pub use crate::stores_config::{S3Config, StoresConfig, VaultConfig};
 pub use crate::telephony_config::{ExotelConfig, NumberRoute, TelephonyConfig, TwilioConfig};
 
 /// `CALLFUNNEL_*` variables that are not configuration keys (keys, tool settings).
-const NOT_CONFIG: [&str; 16] = [
+const NOT_CONFIG: [&str; 21] = [
     "models_dir", "log_format", "log_level", "config", "sdk_venv",
     "deepgram_api_key", "anthropic_api_key", "cartesia_api_key", "sarvam_api_key", "voyage_api_key",
     "twilio_auth_token", "twilio_auth_token_secondary", "twilio_webhook_key", "exotel_api_key", "exotel_api_token", "exotel_stream_auth",
+    "s3_secret_access_key", "vault_token", "vault_secret_id", "qdrant_api_key", "secrets_key",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,6 +27,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub models: ModelsConfig,
     pub data: DataConfig,
+    pub stores: StoresConfig,
     pub agents: AgentsConfig,
     pub turn: TurnConfig,
     pub playout: PlayoutConfig,
@@ -111,6 +114,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             models: ModelsConfig::default(),
             data: DataConfig::default(),
+            stores: StoresConfig::default(),
             agents: AgentsConfig::default(),
             turn: TurnConfig::default(),
             playout: PlayoutConfig::default(),
@@ -141,6 +145,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.turn.validate().map_err(|e| anyhow::anyhow!("invalid [turn]: {e}"))?;
         self.providers.validate().map_err(|e| anyhow::anyhow!("invalid [providers]: {e}"))?;
+        self.stores.validate()?;
         if !matches!(self.data.timeline.as_str(), "file" | "memory") {
             anyhow::bail!("invalid [data] timeline `{}`: use `file` or `memory`", self.data.timeline);
         }

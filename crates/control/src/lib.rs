@@ -8,6 +8,7 @@ pub mod http;
 pub mod provider_config;
 pub mod providers;
 pub mod routing;
+pub mod stores_config;
 pub mod telephony_config;
 
 pub use config::Config;

@@ -118,4 +118,14 @@ async fn barge_in_truncates_history_and_the_agent_ends_the_call() {
     assert!(lat.iter().all(|&t| t > 0.0 && t < 2000.0), "{lat:?}");
     assert_eq!(tl.last().unwrap().kind, "call_ended");
     assert_eq!(tl.last().unwrap().data["end"], "agent_ended");
+    // What the call used, for billing: every character sent to TTS (the interrupted reply's
+    // whole text included: it was synthesized) and the caller's speech streamed to STT.
+    let usage = &tl[tl.len() - 2];
+    assert_eq!(usage.kind, "call_usage");
+    let said: usize = tl.iter().filter(|e| e.kind == "agent_turn_started").count();
+    let synthesized: u64 = tl.iter().filter(|e| e.kind == "agent_reply_synthesized").map(|e| e.data["text"].as_str().unwrap().chars().count() as u64).sum();
+    assert!(said >= 3 && usage.data["tts_characters"].as_u64().unwrap() >= synthesized && synthesized > 0, "{usage:?}");
+    let stt_ms = usage.data["stt_audio_ms"].as_u64().unwrap();
+    assert!(stt_ms > 1000 && stt_ms < usage.data["call_ms"].as_u64().unwrap(), "{usage:?}");
+    assert_eq!((usage.data["stt_provider"].as_str(), usage.data["tts_provider"].as_str()), (Some("scripted"), Some("tone")), "{usage:?}");
 }

@@ -2,6 +2,7 @@
 //! performs barge-in. Everything slow runs in the other tasks; this loop only routes events.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use callfunnel_ai::{BrainEvent, BrainSession, CallAction, Message, Role, SttEvent, TurnInput};
@@ -18,6 +19,7 @@ use super::playout::{Playout, PlayoutCmd, PlayoutEvent};
 use super::screening::{Screener, Verdict, VoicemailAction};
 use super::speaker::{Speaker, SpeakerEvent};
 use super::turn::{EndBy, TurnTaker};
+use super::usage::UsageMeter;
 use super::{CallCommand, CallEnd, CallSetup, CarrierIo, CarrierOut, Providers, Recorder, AUDIO_QUEUE, EVENT_QUEUE};
 
 struct AgentTurn {
@@ -65,10 +67,11 @@ pub struct Controller {
     /// Keys pressed so far and when the entry is complete.
     dtmf: String,
     dtmf_deadline: Option<Instant>,
+    meter: Arc<UsageMeter>,
 }
 
 impl Controller {
-    pub async fn run(setup: CallSetup, providers: Providers, io: CarrierIo, mut commands: mpsc::Receiver<CallCommand>, rec: Recorder, cancel: CancellationToken) -> CallEnd {
+    pub async fn run(setup: CallSetup, providers: Providers, io: CarrierIo, mut commands: mpsc::Receiver<CallCommand>, rec: Recorder, meter: Arc<UsageMeter>, cancel: CancellationToken) -> CallEnd {
         let ctx = &setup.context;
         rec.record("call_started", json!({"call_id": setup.call_id, "tenant_id": ctx.tenant_id, "agent_id": ctx.agent_id, "caller": ctx.caller,
             "stt": providers.stt.name(), "brain": providers.brain.name(), "tts": providers.tts.name()}));
@@ -101,6 +104,7 @@ impl Controller {
             playout: playout_tx.clone(),
             beep: setup.screening.as_ref().map(|_| BeepDetector::new(8000)),
             screening: screening_flag.clone(),
+            meter: meter.clone(),
         };
         tokio::spawn(listener.run(io.inbound, cancel.clone()));
         let playout = Playout::new(setup.playout.clone(), io.outbound.clone(), pl_ev_tx);
@@ -114,7 +118,7 @@ impl Controller {
             setup, providers, brain, rec, cancel: cancel.clone(), out: io.outbound, playout: playout_tx, speaker_tx,
             history: Vec::new(), agent: None, next_turn: 1, backchannel: false, speech_started_at: None,
             pending: VecDeque::new(), finals: VecDeque::new(), parts: Vec::new(),
-            screener, screening_flag, leaving_message: false, dtmf: String::new(), dtmf_deadline: None,
+            meter, screener, screening_flag, leaving_message: false, dtmf: String::new(), dtmf_deadline: None,
         };
         if c.screener.is_some() {
             c.rec.record("screening_started", json!({}));
@@ -373,6 +377,7 @@ impl Controller {
             tts_config: self.setup.tts.clone(),
             playout: self.playout.clone(),
             events: self.speaker_tx.clone(),
+            meter: self.meter.clone(),
         };
         tokio::spawn(speaker.run(rx, cancel.clone()));
         self.agent = Some(AgentTurn { id, cancel, times, actions: Vec::new(), latency_recorded: false });

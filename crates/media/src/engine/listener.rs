@@ -47,6 +47,7 @@ pub struct Listener {
     /// Listens for a voicemail beep while `screening` is set (outbound calls being screened).
     pub beep: Option<BeepDetector>,
     pub screening: Arc<std::sync::atomic::AtomicBool>,
+    pub meter: Arc<super::usage::UsageMeter>,
 }
 
 struct Buffers {
@@ -100,6 +101,7 @@ impl Listener {
             }
         }
         if b.forwarding {
+            self.meter.stt_audio(pcm.len());
             if self.stt.send(SttInput::Audio(pcm.clone())).await.is_err() {
                 tracing::warn!("STT stream closed");
             }
@@ -131,6 +133,7 @@ impl Listener {
                 b.forwarding = true;
                 let pre: Vec<i16> = b.preroll.iter().copied().collect();
                 b.turn_audio = pre.iter().copied().collect();
+                self.meter.stt_audio(pre.len());
                 let _ = self.stt.send(SttInput::Audio(pre)).await;
                 ListenerEvent::SpeechStarted
             }
@@ -139,6 +142,7 @@ impl Listener {
                 // Speech is back: STT gets it again, with a little lead-in.
                 b.forwarding = true;
                 let lead: Vec<i16> = b.preroll.iter().rev().take(RESUME_LEAD).rev().copied().collect();
+                self.meter.stt_audio(lead.len());
                 let _ = self.stt.send(SttInput::Audio(lead)).await;
                 ListenerEvent::Resumed
             }

@@ -15,6 +15,7 @@ pub mod latency;
 pub mod playout;
 pub mod screening;
 pub mod turn;
+pub mod usage;
 
 mod controller;
 mod listener;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{PlayoutConfig, TurnConfig};
 pub use screening::{ScreeningConfig, VoicemailAction};
 pub use recorder::Recorder;
+pub use usage::{CallUsage, UsageMeter};
 pub use callfunnel_ai::text::SentenceSplitter;
 
 /// What the carrier transport hands the engine (PCM16 mono 8 kHz audio, 20 ms frames).
@@ -142,7 +144,22 @@ pub async fn run_call_with(
     store: Arc<dyn TimelineStore>,
     shutdown: CancellationToken,
 ) -> CallEnd {
+    run_call_metered(setup, providers, io, commands, store, shutdown).await.0
+}
+
+/// As [`run_call_with`], also returning what the call used (for billing). The totals are in
+/// the timeline too (`call_usage`).
+pub async fn run_call_metered(
+    setup: CallSetup,
+    providers: Providers,
+    io: CarrierIo,
+    commands: mpsc::Receiver<CallCommand>,
+    store: Arc<dyn TimelineStore>,
+    shutdown: CancellationToken,
+) -> (CallEnd, CallUsage) {
     let call_cancel = shutdown.child_token();
+    let meter = Arc::new(UsageMeter::default());
+    let (stt_name, tts_name) = (providers.stt.name(), providers.tts.name());
     let (recorder, writer) = Recorder::start(setup.call_id.clone(), store);
     let (io, recording) = match &setup.recording {
         Some(path) => {
@@ -151,14 +168,16 @@ pub async fn run_call_with(
         }
         None => (io, None),
     };
-    let end = controller::Controller::run(setup, providers, io, commands, recorder.clone(), call_cancel.clone()).await;
+    let end = controller::Controller::run(setup, providers, io, commands, recorder.clone(), meter.clone(), call_cancel.clone()).await;
     call_cancel.cancel();
     if let Some(task) = recording {
         // The tap ends once every sender of the call is gone; never wait on it for long.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
     }
+    let usage = meter.totals(stt_name, tts_name);
+    recorder.record("call_usage", serde_json::to_value(&usage).unwrap_or_default());
     recorder.record("call_ended", serde_json::to_value(&end).unwrap_or_default());
     drop(recorder);
     let _ = writer.await;
-    end
+    (end, usage)
 }

@@ -27,6 +27,7 @@ pub struct Speaker {
     pub tts_config: TtsConfig,
     pub playout: mpsc::Sender<PlayoutCmd>,
     pub events: mpsc::Sender<SpeakerEvent>,
+    pub meter: Arc<super::usage::UsageMeter>,
 }
 
 impl Speaker {
@@ -55,9 +56,16 @@ impl Speaker {
                         }
                         // pieces carry their own spacing (LLM tokens, rule-book phrases)
                         text.push_str(&t);
+                        self.meter.tts_text(&t);
                         tts_in.send(TtsInput::Text(t)).await.map_err(|_| "TTS stream closed".to_string())?;
                     }
-                    Some(event) => { let _ = self.events.send(SpeakerEvent::Brain { turn, event }).await; }
+                    Some(event) => {
+                        // metered here: an interrupted turn's tokens are billed too
+                        if let BrainEvent::Usage(u) = &event {
+                            self.meter.llm(u);
+                        }
+                        let _ = self.events.send(SpeakerEvent::Brain { turn, event }).await;
+                    }
                     None => {
                         brain_open = false;
                         tts_in.send(TtsInput::Flush).await.map_err(|_| "TTS stream closed".to_string())?;
