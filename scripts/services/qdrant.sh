@@ -12,7 +12,7 @@ qdrant_up() {
     "$venv/bin/pip" install -q -r "$req" && cp "$req" "$venv/requirements.txt"
   fi
   if ! port_open "$port"; then
-    mkdir -p "$CF_SERVICES_DIR/qdrant-data"
+    rm -rf "$CF_SERVICES_DIR/qdrant-data" && mkdir -p "$CF_SERVICES_DIR/qdrant-data" # test collections start afresh
     QDRANT_TEST_API_KEY=$key start_bg qdrant "$venv/bin/python" "$CF_ROOT/tests/services/qdrant_server.py" "$port" "$CF_SERVICES_DIR/qdrant-data"
     wait_port "$port" 30 qdrant
     "$venv/bin/python" "$CF_ROOT/tests/services/qdrant_sdk_check.py" "http://127.0.0.1:$port" "$key" >&2

@@ -9,11 +9,13 @@ s3_up() {
     CARGO_TARGET_DIR="$CF_TOOLS_DIR/s3s-fs-target" cargo install s3s-fs@0.14.1 --features binary --locked --root "$root" >&2
     rm -rf "$CF_TOOLS_DIR/s3s-fs-target"
   fi
-  mkdir -p "$data/$bucket"
   if ! port_open "$port"; then
+    rm -rf "$data" # test objects start afresh
+    mkdir -p "$data/$bucket"
     start_bg s3 "$root/bin/s3s-fs" --host 127.0.0.1 --port "$port" --access-key "$access" --secret-key "$secret" "$data"
     wait_port "$port" 20 s3
   fi
+  mkdir -p "$data/$bucket"
   write_env s3 "CF_TEST_S3_ENDPOINT=http://127.0.0.1:$port" "CF_TEST_S3_ACCESS_KEY=$access" \
     "CF_TEST_S3_SECRET_KEY=$secret" "CF_TEST_S3_REGION=us-east-1" "CF_TEST_S3_BUCKET=$bucket"
 }

@@ -163,14 +163,19 @@ impl PartUpload for LocalUpload {
         let parent = self.target.parent().ok_or_else(|| DataError::invalid("path", "no parent directory"))?;
         tokio::fs::create_dir_all(parent).await.map_err(io(parent))?;
         let tmp = parent.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
-        let mut out = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
-        for i in 0..n {
-            let part = self.staging.join(format!("part-{i}"));
-            let mut f = tokio::fs::File::open(&part).await.map_err(|_| missing_part(i))?;
-            tokio::io::copy(&mut f, &mut out).await.map_err(io(&tmp))?;
+        let joined = async {
+            let mut out = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
+            for i in 0..n {
+                let part = self.staging.join(format!("part-{i}"));
+                let mut f = tokio::fs::File::open(&part).await.map_err(|_| missing_part(i))?;
+                tokio::io::copy(&mut f, &mut out).await.map_err(io(&tmp))?;
+            }
+            out.sync_all().await.map_err(io(&tmp))
+        };
+        if let Err(e) = joined.await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
         }
-        out.sync_all().await.map_err(io(&tmp))?;
-        drop(out);
         tokio::fs::rename(&tmp, &self.target).await.map_err(io(&self.target))?;
         self.abort().await
     }
