@@ -316,6 +316,7 @@ async fn s3_refuses_a_wrong_secret_key() {
     let cfg = S3Config { secret_key: "not-the-secret".into(), ..s3_config() };
     assert!(!format!("{cfg:?}").contains("not-the-secret"), "Debug hides the secret");
     let s = S3Recordings::new(&cfg).expect("client");
+    assert!(!format!("{s:?}").contains("not-the-secret"), "nor does the store's Debug");
     let err = s.put(&unique("t"), "c", Bytes::from_static(b"x")).await.expect_err("refused");
     assert!(matches!(err, DataError::Backend { .. }), "{err:?}");
     assert!(!err.to_string().contains("not-the-secret"));
