@@ -17,6 +17,7 @@ import shutil
 import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
@@ -115,7 +116,14 @@ def vector_of(point_vector, size):
 
 
 def point_id(i):
-    return i if isinstance(i, int) else str(i)
+    """Qdrant ids are unsigned integers or UUIDs (the schema only says int | str)."""
+    if isinstance(i, int) and i >= 0:
+        return i
+    try:
+        return str(uuid.UUID(str(i)))
+    except ValueError:
+        raise ApiError(400, f"Format error in JSON body: value {i} is not a valid point ID, "
+                            "valid values are either an unsigned integer or a UUID")
 
 
 def update_result(op_id=0):

@@ -154,3 +154,28 @@ fn qdrant_test_server_passes_the_official_sdk_check() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("sdk check ok"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Like Qdrant, the test server refuses bodies that its OpenAPI schema refuses (so a request
+/// our client got wrong cannot pass here and fail on a real Qdrant).
+#[tokio::test]
+async fn qdrant_test_server_validates_bodies_against_the_schema() {
+    let url = service_env("CF_TEST_QDRANT_URL");
+    let key = service_env("CF_TEST_QDRANT_API_KEY");
+    let s = QdrantVectors::new(&url, Some(&key)).expect("client");
+    let c = s.ensure_collection(&unique("schema"), 2).await.expect("collection");
+    let http = reqwest::Client::new();
+    let bad = [
+        ("PUT", format!("/collections/{}", unique("x")), json!({"vectors": {"size": "two", "distance": "Cosine"}})),
+        ("PUT", format!("/collections/{c}/points"), json!({"points": [{"id": "not-a-uuid", "vector": [1.0, 0.0]}]})),
+        ("POST", format!("/collections/{c}/points/query"), json!({"query": [1.0, 0.0], "limitt": 3})),
+        ("POST", format!("/collections/{c}/points/delete"), json!({"filter": {"must": [{"key": "doc_id", "match": {"valu": "d"}}]}})),
+        ("PUT", format!("/collections/{c}/index"), json!({"field_name": "tenant_id", "field_schema": "keywords"})),
+    ];
+    for (method, path, body) in bad {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let r = http.request(m, format!("{url}{path}")).header("api-key", &key).json(&body).send().await.expect("send");
+        assert_eq!(r.status(), 400, "{method} {path} {body}");
+        let v: serde_json::Value = r.json().await.expect("json");
+        assert!(v.pointer("/status/error").and_then(|e| e.as_str()).is_some_and(|e| e.contains("Format error")), "{v}");
+    }
+}

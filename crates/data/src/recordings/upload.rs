@@ -183,7 +183,8 @@ impl State<'_> {
 /// Uploads `local_path` to `tenants/<tenant>/recordings/<call_id>.wav` while it grows; `done`
 /// resolves when the call has ended and the file is final. With `done` already resolved it
 /// uploads a finished file (e.g. to retry an upload that failed earlier). On failure the local
-/// file is kept and any multipart upload is aborted.
+/// file is kept and any multipart upload is aborted. From a `watch::Receiver<bool>` `ended`:
+/// `async move { let _ = ended.wait_for(|e| *e).await; }`.
 pub async fn upload_growing_file(
     store: &dyn RecordingStore,
     tenant: &str,
