@@ -80,17 +80,9 @@ fn noise(offset: usize, len: usize) -> Vec<u8> {
 
 /// The 44-byte header of a 16-bit stereo 8 kHz PCM WAV holding `data_len` bytes of samples.
 fn wav_header(data_len: u32) -> Vec<u8> {
-    let mut h = Vec::with_capacity(44);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&(36 + data_len).to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32.to_le_bytes().to_vec(), 1u16.to_le_bytes().to_vec(), 2u16.to_le_bytes().to_vec(), 8000u32.to_le_bytes().to_vec(),
-        32000u32.to_le_bytes().to_vec(), 4u16.to_le_bytes().to_vec(), 16u16.to_le_bytes().to_vec()] {
-        h.extend_from_slice(&v);
-    }
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&data_len.to_le_bytes());
-    h
+    let fmt: [&[u8]; 7] = [&16u32.to_le_bytes(), &1u16.to_le_bytes(), &2u16.to_le_bytes(), &8000u32.to_le_bytes(),
+        &32000u32.to_le_bytes(), &4u16.to_le_bytes(), &16u16.to_le_bytes()];
+    [&b"RIFF"[..], &(36 + data_len).to_le_bytes(), b"WAVEfmt ", &fmt.concat(), b"data", &data_len.to_le_bytes()].concat()
 }
 
 /// Appends audio and rewrites the header, as the call recorder does at each flush.
