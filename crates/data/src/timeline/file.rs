@@ -6,7 +6,7 @@ use tokio::io::AsyncWriteExt;
 use super::{summarize, CallSummary, TimelineEvent, TimelineStore};
 use crate::{check_id, DataError, Result};
 
-/// The embedded backend: one JSON-lines file per call under a directory. Appends are
+/// The embedded backend: one JSON-lines file per call, `DIR/TENANT/CALL.jsonl`. Appends are
 /// flushed per batch, so a crash loses at most the batch being written.
 pub struct FileTimeline {
     dir: PathBuf,
@@ -19,9 +19,10 @@ impl FileTimeline {
         Ok(FileTimeline { dir })
     }
 
-    fn path(&self, call_id: &str) -> Result<PathBuf> {
+    fn path(&self, tenant_id: &str, call_id: &str) -> Result<PathBuf> {
+        check_id(tenant_id)?;
         check_id(call_id)?;
-        Ok(self.dir.join(format!("{call_id}.jsonl")))
+        Ok(self.dir.join(tenant_id).join(format!("{call_id}.jsonl")))
     }
 }
 
@@ -42,8 +43,11 @@ async fn read_file(path: &Path) -> Result<Vec<TimelineEvent>> {
 
 #[async_trait]
 impl TimelineStore for FileTimeline {
-    async fn append(&self, call_id: &str, events: &[TimelineEvent]) -> Result<()> {
-        let path = self.path(call_id)?;
+    async fn append(&self, tenant_id: &str, call_id: &str, events: &[TimelineEvent]) -> Result<()> {
+        let path = self.path(tenant_id, call_id)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(|source| DataError::Io { path: parent.display().to_string(), source })?;
+        }
         let mut buf = Vec::with_capacity(events.len() * 128);
         for e in events {
             serde_json::to_writer(&mut buf, e).map_err(|e| DataError::Corrupt { path: path.display().to_string(), line: 0, message: e.to_string() })?;
@@ -55,13 +59,19 @@ impl TimelineStore for FileTimeline {
         f.flush().await.map_err(io)
     }
 
-    async fn timeline(&self, call_id: &str) -> Result<Vec<TimelineEvent>> {
-        read_file(&self.path(call_id)?).await
+    async fn timeline(&self, tenant_id: &str, call_id: &str) -> Result<Vec<TimelineEvent>> {
+        read_file(&self.path(tenant_id, call_id)?).await
     }
 
-    async fn calls(&self, limit: usize) -> Result<Vec<CallSummary>> {
-        let io = |source| DataError::Io { path: self.dir.display().to_string(), source };
-        let mut rd = tokio::fs::read_dir(&self.dir).await.map_err(io)?;
+    async fn calls(&self, tenant_id: &str, limit: usize) -> Result<Vec<CallSummary>> {
+        check_id(tenant_id)?;
+        let dir = self.dir.join(tenant_id);
+        let io = |source| DataError::Io { path: dir.display().to_string(), source };
+        let mut rd = match tokio::fs::read_dir(&dir).await {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(e)),
+        };
         let mut out = Vec::new();
         while let Some(entry) = rd.next_entry().await.map_err(io)? {
             let name = entry.file_name().to_string_lossy().to_string();
@@ -81,22 +91,26 @@ mod tests {
     use crate::MemoryTimeline;
 
     fn ev(at: u64, kind: &str) -> TimelineEvent {
-        TimelineEvent { at_ms: at, unix_ms: 1_000 + at, kind: kind.into(), data: serde_json::json!({"n": at}) }
+        TimelineEvent::new(at, 1_000 + at, kind, serde_json::json!({"n": at}))
     }
 
     async fn exercise(store: &dyn TimelineStore) {
-        store.append("call-1", &[ev(0, "call_started"), ev(5, "transcript")]).await.unwrap();
-        store.append("call-1", &[ev(9, "call_ended")]).await.unwrap();
-        store.append("call-2", &[ev(1, "call_started")]).await.unwrap();
-        let t = store.timeline("call-1").await.unwrap();
+        store.append("t1", "call-1", &[ev(0, "call_started"), ev(5, "transcript")]).await.unwrap();
+        store.append("t1", "call-1", &[ev(9, "call_ended")]).await.unwrap();
+        store.append("t1", "call-2", &[ev(1, "call_started")]).await.unwrap();
+        store.append("t2", "call-3", &[ev(1, "call_started")]).await.unwrap();
+        let t = store.timeline("t1", "call-1").await.unwrap();
         assert_eq!(t.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["call_started", "transcript", "call_ended"]);
         assert_eq!(t[1].data["n"], 5);
-        assert!(store.timeline("nobody").await.unwrap().is_empty());
-        let calls = store.calls(10).await.unwrap();
+        assert!(store.timeline("t1", "nobody").await.unwrap().is_empty());
+        assert!(store.timeline("t2", "call-1").await.unwrap().is_empty(), "another tenant's call");
+        assert!(store.calls("t3", 10).await.unwrap().is_empty());
+        let calls = store.calls("t1", 10).await.unwrap();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0].call_id, "call-2"); // started later
         assert!(calls[1].ended && !calls[0].ended);
-        assert!(matches!(store.append("../etc/passwd", &[]).await, Err(DataError::InvalidId(_))));
+        assert!(matches!(store.append("t1", "../etc/passwd", &[]).await, Err(DataError::InvalidId(_))));
+        assert!(matches!(store.append("../t", "c", &[]).await, Err(DataError::InvalidId(_))));
     }
 
     #[tokio::test]
@@ -106,9 +120,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         exercise(&FileTimeline::open(&dir).unwrap()).await;
         // Reopening sees what was written.
-        assert_eq!(FileTimeline::open(&dir).unwrap().timeline("call-1").await.unwrap().len(), 3);
-        std::fs::write(dir.join("bad.jsonl"), "{not json}\n").unwrap();
-        assert!(matches!(FileTimeline::open(&dir).unwrap().timeline("bad").await, Err(DataError::Corrupt { line: 1, .. })));
+        assert_eq!(FileTimeline::open(&dir).unwrap().timeline("t1", "call-1").await.unwrap().len(), 3);
+        std::fs::write(dir.join("t1/bad.jsonl"), "{not json}\n").unwrap();
+        assert!(matches!(FileTimeline::open(&dir).unwrap().timeline("t1", "bad").await, Err(DataError::Corrupt { line: 1, .. })));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

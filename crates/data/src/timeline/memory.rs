@@ -9,24 +9,27 @@ use crate::{check_id, Result};
 /// Timelines held in memory (tests, and the demo when nothing is to be kept).
 #[derive(Default)]
 pub struct MemoryTimeline {
-    calls: Mutex<HashMap<String, Vec<TimelineEvent>>>,
+    calls: Mutex<HashMap<(String, String), Vec<TimelineEvent>>>,
 }
 
 #[async_trait]
 impl TimelineStore for MemoryTimeline {
-    async fn append(&self, call_id: &str, events: &[TimelineEvent]) -> Result<()> {
+    async fn append(&self, tenant_id: &str, call_id: &str, events: &[TimelineEvent]) -> Result<()> {
+        check_id(tenant_id)?;
         check_id(call_id)?;
-        self.calls.lock().entry(call_id.to_string()).or_default().extend_from_slice(events);
+        self.calls.lock().entry((tenant_id.to_string(), call_id.to_string())).or_default().extend_from_slice(events);
         Ok(())
     }
 
-    async fn timeline(&self, call_id: &str) -> Result<Vec<TimelineEvent>> {
+    async fn timeline(&self, tenant_id: &str, call_id: &str) -> Result<Vec<TimelineEvent>> {
+        check_id(tenant_id)?;
         check_id(call_id)?;
-        Ok(self.calls.lock().get(call_id).cloned().unwrap_or_default())
+        Ok(self.calls.lock().get(&(tenant_id.to_string(), call_id.to_string())).cloned().unwrap_or_default())
     }
 
-    async fn calls(&self, limit: usize) -> Result<Vec<CallSummary>> {
-        let mut out: Vec<CallSummary> = self.calls.lock().iter().map(|(id, ev)| summarize(id, ev)).collect();
+    async fn calls(&self, tenant_id: &str, limit: usize) -> Result<Vec<CallSummary>> {
+        check_id(tenant_id)?;
+        let mut out: Vec<CallSummary> = self.calls.lock().iter().filter(|((t, _), _)| t == tenant_id).map(|((_, id), ev)| summarize(id, ev)).collect();
         out.sort_by(|a, b| b.started_unix_ms.cmp(&a.started_unix_ms).then_with(|| a.call_id.cmp(&b.call_id)));
         out.truncate(limit);
         Ok(out)

@@ -15,6 +15,10 @@ pub use memory::MemoryTimeline;
 /// `data` carries its fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEvent {
+    /// Position in the call's timeline (1, 2, …), given by the store's write buffer; 0 until
+    /// then. With the call id it makes re-sent events idempotent.
+    #[serde(default)]
+    pub seq: u64,
     /// Milliseconds since the call started.
     pub at_ms: u64,
     /// Wall-clock time, milliseconds since the Unix epoch.
@@ -32,14 +36,21 @@ pub struct CallSummary {
     pub ended: bool,
 }
 
+/// Every read is scoped to a tenant: another tenant's call is unknown.
 #[async_trait]
 pub trait TimelineStore: Send + Sync {
-    /// Appends events to a call's timeline, in order.
-    async fn append(&self, call_id: &str, events: &[TimelineEvent]) -> Result<()>;
-    /// The whole timeline of a call (empty if unknown).
-    async fn timeline(&self, call_id: &str) -> Result<Vec<TimelineEvent>>;
-    /// Calls known to the store, most recent first.
-    async fn calls(&self, limit: usize) -> Result<Vec<CallSummary>>;
+    /// Appends events to the timeline of `tenant_id`'s call, in order.
+    async fn append(&self, tenant_id: &str, call_id: &str, events: &[TimelineEvent]) -> Result<()>;
+    /// The whole timeline of a call (empty if unknown to this tenant).
+    async fn timeline(&self, tenant_id: &str, call_id: &str) -> Result<Vec<TimelineEvent>>;
+    /// The tenant's calls, most recent first.
+    async fn calls(&self, tenant_id: &str, limit: usize) -> Result<Vec<CallSummary>>;
+}
+
+impl TimelineEvent {
+    pub fn new(at_ms: u64, unix_ms: u64, kind: impl Into<String>, data: serde_json::Value) -> Self {
+        TimelineEvent { seq: 0, at_ms, unix_ms, kind: kind.into(), data }
+    }
 }
 
 pub(crate) fn summarize(call_id: &str, events: &[TimelineEvent]) -> CallSummary {
