@@ -146,7 +146,7 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
 async fn wait_for_timeline(server: &Server, call_id: &str) -> Vec<callfunnel_data::TimelineEvent> {
     let mut events = Vec::new();
     for _ in 0..50 {
-        events = server.state.store.timeline(call_id).await.unwrap_or_default();
+        events = server.state.store.timeline(&server.state.calls.tenant_of(call_id), call_id).await.unwrap_or_default();
         if events.iter().any(|e| e.kind == "call_ended") {
             break;
         }

@@ -154,7 +154,7 @@ mod tests {
     use serde_json::json;
 
     fn ev(at: u64, kind: &str, data: Value) -> TimelineEvent {
-        TimelineEvent { at_ms: at, unix_ms: at, kind: kind.into(), data }
+        TimelineEvent::new(at, at, kind, data)
     }
 
     fn line(said: &str, start: u64, barge: bool) -> LineReport {

@@ -176,12 +176,19 @@ fn unix_ms() -> u64 {
 }
 
 impl Calls {
-    /// Appends an event to a call's timeline from outside the call (carrier callbacks).
+    /// Appends an event to a call's timeline from outside the call (carrier callbacks): in the
+    /// timeline of the tenant the call was planned for, else of the default tenant.
     pub async fn record(&self, call_id: &str, kind: &str, data: serde_json::Value) {
-        let e = TimelineEvent { at_ms: 0, unix_ms: unix_ms(), kind: kind.to_string(), data };
-        if let Err(err) = self.store.append(call_id, &[e]).await {
-            tracing::error!(call_id, kind, error = %err, "timeline write failed");
+        let tenant = self.tenant_of(call_id);
+        let e = TimelineEvent::new(0, unix_ms(), kind, data);
+        if let Err(err) = self.store.append(&tenant, call_id, &[e]).await {
+            tracing::error!(tenant, call_id, kind, error = %err, "timeline write failed");
         }
+    }
+
+    /// Whose call this is, as far as this node knows.
+    pub fn tenant_of(&self, call_id: &str) -> String {
+        self.registry.plans.owner(call_id).or_else(|| self.registry.get_active(call_id).map(|a| a.tenant_id)).unwrap_or_else(|| self.config.agents.default_tenant.clone())
     }
 
     /// The plan for a stream that arrived: ours if a webhook or the API made one, else routed
@@ -272,6 +279,7 @@ impl CallHandler for Calls {
             return end;
         };
         self.registry.plans.remove(&call_id);
+        self.registry.plans.note_owner(&call_id, &plan.tenant_id);
         let agents = &self.config.agents;
         let ctx = CallContext {
             call_id: call_id.clone(),

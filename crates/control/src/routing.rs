@@ -38,13 +38,28 @@ pub struct CallPlan {
 #[derive(Default)]
 pub struct Plans {
     plans: Mutex<HashMap<String, (CallPlan, Instant)>>,
+    /// Whose call each planned call is, kept after the plan is removed: carrier callbacks
+    /// that come after the stream ended still land in the right tenant's timeline.
+    owners: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl Plans {
     pub fn insert(&self, call_id: &str, plan: CallPlan) {
         let mut g = self.plans.lock();
         g.retain(|_, (_, at)| at.elapsed() < PLAN_TTL);
+        self.note_owner(call_id, &plan.tenant_id);
         g.insert(call_id.to_string(), (plan, Instant::now()));
+    }
+
+    pub fn note_owner(&self, call_id: &str, tenant_id: &str) {
+        let mut o = self.owners.lock();
+        o.retain(|_, (_, at)| at.elapsed() < PLAN_TTL);
+        o.insert(call_id.to_string(), (tenant_id.to_string(), Instant::now()));
+    }
+
+    /// The tenant of a call planned here recently (also after its plan was removed).
+    pub fn owner(&self, call_id: &str) -> Option<String> {
+        self.owners.lock().get(call_id).filter(|(_, at)| at.elapsed() < PLAN_TTL).map(|(t, _)| t.clone())
     }
 
     /// The plan of `call_id`, left in place (the carrier may reconnect the stream once).
@@ -102,6 +117,9 @@ mod tests {
         p.set_carrier_sid("c1", "CA1");
         assert_eq!(p.get("c1").unwrap().carrier_sid, "CA1");
         assert_eq!(p.get("c1").unwrap().tenant_id, "t");
+        p.remove("c1");
+        assert!(p.get("c1").is_none());
+        assert_eq!(p.owner("c1").as_deref(), Some("t"), "the owner outlives the plan");
         p.remove("c1");
         assert!(p.get("c1").is_none());
     }

@@ -56,7 +56,7 @@ fn main() {
             let (out_tx, out_rx) = mpsc::channel(256);
             let setup = engine::CallSetup {
                 call_id: format!("bench{i}"),
-                context: CallContext { call_id: format!("bench{i}"), ..Default::default() },
+                context: CallContext { call_id: format!("bench{i}"), tenant_id: "bench".into(), ..Default::default() },
                 turn: TurnConfig::default(),
                 playout: PlayoutConfig::default(),
                 stt: SttConfig { language: "en-US".into(), sample_rate: 8000 },
@@ -78,7 +78,7 @@ fn main() {
         let wall = started.elapsed();
         let (mut overhead, mut send, mut total) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..calls {
-            for e in store.timeline(&format!("bench{i}")).await.unwrap_or_default() {
+            for e in store.timeline("bench", &format!("bench{i}")).await.unwrap_or_default() {
                 if e.kind == "turn_latency" && e.data["turn"].as_u64() != Some(1) {
                     overhead.push(e.data["engine_overhead_ms"].as_f64().unwrap_or(0.0));
                     send.push(e.data["latency_ms"]["send"].as_f64().unwrap_or(0.0));

@@ -27,7 +27,7 @@ impl CallHandler for Handler {
     async fn run(&self, call_id: String, _start: CallStart, io: CarrierIo) -> CallEnd {
         let setup = CallSetup {
             call_id: call_id.clone(),
-            context: CallContext { call_id, ..Default::default() },
+            context: CallContext { call_id, tenant_id: "t1".into(), ..Default::default() },
             turn: TurnConfig::default(),
             playout: PlayoutConfig::default(),
             stt: SttConfig { language: "en-US".into(), sample_rate: 8000 },
@@ -97,7 +97,7 @@ async fn barge_in_truncates_history_and_the_agent_ends_the_call() {
     // The stream closes before the engine writes `call_ended`: wait for it.
     let mut tl = Vec::new();
     for _ in 0..100 {
-        tl = store.timeline("good1").await.unwrap();
+        tl = store.timeline("t1", "good1").await.unwrap();
         if tl.last().is_some_and(|e| e.kind == "call_ended") {
             break;
         }

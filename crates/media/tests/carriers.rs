@@ -32,7 +32,7 @@ impl CallHandler for Handler {
     async fn run(&self, call_id: String, _start: CallStart, io: CarrierIo) -> CallEnd {
         let mut setup = CallSetup::new(
             call_id.clone(),
-            CallContext { call_id: call_id.clone(), caller: "+15550100".into(), ..Default::default() },
+            CallContext { call_id: call_id.clone(), tenant_id: "t1".into(), caller: "+15550100".into(), ..Default::default() },
             SttConfig { language: "en-US".into(), sample_rate: 8000 },
             TtsConfig { voice: "tone".into(), language: "en-US".into(), sample_rate: 8000 },
         );
@@ -88,13 +88,13 @@ fn tmp(name: &str) -> PathBuf {
 
 async fn ended_timeline(store: &MemoryTimeline, id: &str) -> Vec<TimelineEvent> {
     for _ in 0..200 {
-        let tl = store.timeline(id).await.unwrap();
+        let tl = store.timeline("t1", id).await.unwrap();
         if tl.iter().any(|e| e.kind == "call_ended") && tl.iter().any(|e| e.kind.starts_with("recording_")) {
             return tl;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("call {id} never ended: {:?}", store.timeline(id).await.unwrap().iter().map(|e| e.kind.clone()).collect::<Vec<_>>());
+    panic!("call {id} never ended: {:?}", store.timeline("t1", id).await.unwrap().iter().map(|e| e.kind.clone()).collect::<Vec<_>>());
 }
 
 fn stereo(path: &std::path::Path) -> (Vec<i16>, Vec<i16>) {

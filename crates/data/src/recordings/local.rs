@@ -63,6 +63,12 @@ impl LocalRecordings {
 
     /// Checks a link made by `presign_get` (the route's path segments and its `expires` and
     /// `sig` query values): `Ok` lets the route serve the file.
+    /// Where the recording of `call_id` lives on disk (the call's tap may write it there
+    /// directly: nothing to upload in embedded mode).
+    pub fn path_of(&self, tenant: &str, call_id: &str) -> Result<PathBuf> {
+        Ok(self.dir.join(recording_key(tenant, call_id)?))
+    }
+
     pub fn verify_presigned(&self, tenant: &str, call_id: &str, expires: u64, sig: &str) -> Result<()> {
         recording_key(tenant, call_id)?;
         let refused = |why: &str| DataError::invalid("download link", why.to_string());

@@ -160,7 +160,7 @@ pub async fn run_call_metered(
     let call_cancel = shutdown.child_token();
     let meter = Arc::new(UsageMeter::default());
     let (stt_name, tts_name) = (providers.stt.name(), providers.tts.name());
-    let (recorder, writer) = Recorder::start(setup.call_id.clone(), store);
+    let (recorder, writer) = Recorder::start(setup.context.tenant_id.clone(), setup.call_id.clone(), store);
     let (io, recording) = match &setup.recording {
         Some(path) => {
             let (io, task) = tap::tap(io, path.clone(), recorder.clone(), call_cancel.clone());

@@ -21,7 +21,7 @@ fn unix_ms() -> u64 {
 }
 
 impl Recorder {
-    pub fn start(call_id: String, store: Arc<dyn TimelineStore>) -> (Recorder, JoinHandle<()>) {
+    pub fn start(tenant_id: String, call_id: String, store: Arc<dyn TimelineStore>) -> (Recorder, JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<TimelineEvent>(1024);
         let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(64);
@@ -33,8 +33,8 @@ impl Recorder {
                         Err(_) => break,
                     }
                 }
-                if let Err(e) = store.append(&call_id, &batch).await {
-                    tracing::error!(call_id, error = %e, lost = batch.len(), "timeline write failed");
+                if let Err(e) = store.append(&tenant_id, &call_id, &batch).await {
+                    tracing::error!(tenant_id, call_id, error = %e, lost = batch.len(), "timeline write failed");
                 }
                 batch.clear();
             }
@@ -49,7 +49,7 @@ impl Recorder {
 
     pub fn record(&self, kind: &str, data: serde_json::Value) {
         let at_ms = self.elapsed_ms();
-        let e = TimelineEvent { at_ms, unix_ms: self.unix0 + at_ms, kind: kind.to_string(), data };
+        let e = TimelineEvent::new(at_ms, self.unix0 + at_ms, kind, data);
         if let Err(e) = self.tx.try_send(e) {
             tracing::warn!(kind, error = %e, "timeline queue full: event dropped");
         }
