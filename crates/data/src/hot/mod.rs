@@ -134,7 +134,7 @@ pub(crate) fn check_ids(ids: &[&str]) -> Result<()> {
 
 pub(crate) fn check_duration(what: &'static str, d: Duration) -> Result<u64> {
     let ms = d.as_millis();
-    if ms == 0 || ms > u64::from(u32::MAX) {
+    if ms == 0 || ms > u128::from(u32::MAX) {
         return Err(DataError::invalid(what, format!("{ms} ms: use 1 ms to about 49 days")));
     }
     Ok(ms as u64)

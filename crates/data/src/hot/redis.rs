@@ -48,7 +48,7 @@ impl RedisHotState {
         super::check_rate_key(key_prefix)?;
         check_duration("lease ttl", config.lease_ttl)?;
         // the URL may carry a password: say only that it is malformed
-        let client = redis::Client::open(url).map_err(|e| DataError::invalid("redis url", e.kind().to_string()))?;
+        let client = redis::Client::open(url).map_err(|e| DataError::invalid("redis url", format!("{:?}", e.kind())))?;
         let con = ConnectionManager::new(client.clone()).await.map_err(err)?;
         Ok(RedisHotState { client, con, p: format!("{{{key_prefix}}}"), config, scripts: Scripts::new() })
     }
@@ -109,7 +109,8 @@ impl HotState for RedisHotState {
 
     async fn heartbeat(&self, node_id: &str) -> Result<u64> {
         check_ids(&[node_id])?;
-        let inv = self.scripts.heartbeat.arg(&self.p).arg(node_id).arg(self.lease_ttl_ms());
+        let mut inv = self.scripts.heartbeat.prepare_invoke();
+        inv.arg(&self.p).arg(node_id).arg(self.lease_ttl_ms());
         inv.invoke_async(&mut self.con()).await.map_err(err)
     }
 
@@ -158,7 +159,8 @@ impl HotState for RedisHotState {
         let not_before_ms = job.not_before.map_or(0, unix_ms);
         let body = JobBody { tenant_id: job.tenant_id, campaign_id: job.campaign_id, payload: job.payload, not_before_ms };
         let body = serde_json::to_string(&body).map_err(|e| DataError::invalid("dial job", e.to_string()))?;
-        let inv = self.scripts.enqueue.arg(&self.p).arg(body).arg(not_before_ms);
+        let mut inv = self.scripts.enqueue.prepare_invoke();
+        inv.arg(&self.p).arg(body).arg(not_before_ms);
         inv.invoke_async(&mut self.con()).await.map_err(err)
     }
 
