@@ -239,10 +239,10 @@ impl HotState for MemoryHotState {
     async fn publish(&self, call_id: &str, event: &serde_json::Value) -> Result<()> {
         check_ids(&[call_id])?;
         let mut g = self.inner.lock();
-        if let Some(tx) = g.channels.get(call_id) {
-            if tx.send(event.clone()).is_err() {
-                g.channels.remove(call_id); // nobody listens any more
-            }
+        if let Some(tx) = g.channels.get(call_id)
+            && tx.send(event.clone()).is_err()
+        {
+            g.channels.remove(call_id); // nobody listens any more
         }
         Ok(())
     }
