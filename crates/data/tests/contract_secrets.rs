@@ -151,12 +151,8 @@ impl Bao {
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
     }
 
-    /// A fresh AppRole mount (its tokens can be revoked without touching other tests) with a
-    /// role whose policy allows only the given tenants' paths.
-    async fn approle(&self, tenants: &[&str], ttl: &str, max_ttl: &str) -> AppRole {
-        use reqwest::Method;
-        let mount = common::unique("approle");
-        self.root(Method::POST, &format!("sys/auth/{mount}"), serde_json::json!({"type": "approle"})).await;
+    /// A fresh policy allowing only the given tenants' paths; returns its name.
+    async fn policy(&self, tenants: &[&str]) -> String {
         let mut policy = String::new();
         for t in tenants {
             policy += &format!(
@@ -165,7 +161,17 @@ impl Bao {
             );
         }
         let name = common::unique("policy");
-        self.root(Method::PUT, &format!("sys/policies/acl/{name}"), serde_json::json!({ "policy": policy })).await;
+        self.root(reqwest::Method::PUT, &format!("sys/policies/acl/{name}"), serde_json::json!({ "policy": policy })).await;
+        name
+    }
+
+    /// A fresh AppRole mount (its tokens can be revoked without touching other tests) with a
+    /// role whose policy allows only the given tenants' paths.
+    async fn approle(&self, tenants: &[&str], ttl: &str, max_ttl: &str) -> AppRole {
+        use reqwest::Method;
+        let mount = common::unique("approle");
+        self.root(Method::POST, &format!("sys/auth/{mount}"), serde_json::json!({"type": "approle"})).await;
+        let name = self.policy(tenants).await;
         let role = format!("auth/{mount}/role/callfunnel");
         let cfg = serde_json::json!({"token_policies": [name], "token_ttl": ttl, "token_max_ttl": max_ttl});
         self.root(Method::POST, &role, cfg).await;
@@ -276,22 +282,25 @@ async fn vault_read_cache_serves_within_its_ttl() {
     assert_eq!(store.get(&t, "openai").await.unwrap(), None);
 }
 
-/// A stand-in Vault on a loopback port: answers the Kubernetes login and one KV read, and
-/// records what it was sent (no Kubernetes API server can run here).
-async fn fake_vault(expect_role: &'static str, expect_jwt: String) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+/// A tiny HTTP server on a loopback port: answers `n` requests with `reply(head, body)` and
+/// returns their request lines.
+async fn fake_http<F>(n: usize, reply: F) -> (String, tokio::task::JoinHandle<Vec<String>>)
+where
+    F: Fn(&str, &str) -> String + Send + 'static,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
         let mut seen = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..n {
             let (mut sock, _) = listener.accept().await.unwrap();
             let mut buf = Vec::new();
             let mut chunk = [0u8; 4096];
             let (head, body) = loop {
-                let n = sock.read(&mut chunk).await.unwrap();
-                assert!(n > 0, "client closed early");
-                buf.extend_from_slice(&chunk[..n]);
+                let got = sock.read(&mut chunk).await.unwrap();
+                assert!(got > 0, "client closed early");
+                buf.extend_from_slice(&chunk[..got]);
                 let text = String::from_utf8_lossy(&buf).to_string();
                 if let Some((head, body)) = text.split_once("\r\n\r\n") {
                     let len = head
@@ -303,22 +312,30 @@ async fn fake_vault(expect_role: &'static str, expect_jwt: String) -> (String, t
                     }
                 }
             };
-            let reply = if head.starts_with("POST /v1/auth/kubernetes/login ") {
-                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-                assert_eq!(v, serde_json::json!({"role": expect_role, "jwt": expect_jwt}));
-                r#"{"auth":{"client_token":"k8s-issued-token","lease_duration":3600,"renewable":true}}"#
-            } else {
-                assert!(head.starts_with("GET /v1/secret/data/tenants/t1/providers/openai "), "{head}");
-                assert!(head.to_ascii_lowercase().contains("x-vault-token: k8s-issued-token"), "{head}");
-                r#"{"data":{"data":{"value":"sk-from-k8s"}}}"#
-            };
-            let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}", reply.len());
+            let out = reply(&head, &body);
+            let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{out}", out.len());
             sock.write_all(resp.as_bytes()).await.unwrap();
             seen.push(head.lines().next().unwrap_or("").to_string());
         }
         seen
     });
     (addr, task)
+}
+
+/// A stand-in Vault: answers the Kubernetes login and one KV read, checking what it is sent.
+async fn fake_vault(expect_role: &'static str, expect_jwt: String) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+    fake_http(2, move |head, body| {
+        if head.starts_with("POST /v1/auth/kubernetes/login ") {
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(v, serde_json::json!({"role": expect_role, "jwt": expect_jwt}));
+            r#"{"auth":{"client_token":"k8s-issued-token","lease_duration":3600,"renewable":true}}"#.to_string()
+        } else {
+            assert!(head.starts_with("GET /v1/secret/data/tenants/t1/providers/openai "), "{head}");
+            assert!(head.to_ascii_lowercase().contains("x-vault-token: k8s-issued-token"), "{head}");
+            r#"{"data":{"data":{"value":"sk-from-k8s"}}}"#.to_string()
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -337,6 +354,60 @@ async fn vault_kubernetes_login_sends_the_service_account_jwt() {
     let missing = VaultAuth::Kubernetes { mount: "kubernetes".into(), role: "r".into(), jwt_path: dir.join("absent") };
     let e = VaultSecrets::new(VaultConfig::new("http://127.0.0.1:9", missing)).unwrap().get("t1", "x").await.unwrap_err();
     assert!(matches!(e, DataError::Io { .. }), "{e}");
+}
+
+/// A throwaway self-signed CA (public certificate only; its key was discarded). OpenBao wants
+/// one for the Kubernetes API; the stand-in API speaks plain HTTP, so it is never used.
+const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBmTCCAT+gAwIBAgIUVCVQoIrqPirg4K6+uKLaUymMJswwCgYIKoZIzj0EAwIw\nITEfMB0GA1UEAwwWY2FsbGZ1bm5lbC10ZXN0LWs4cy1jYTAgFw0yNjExMjUwNzUy\nMTNaGA8yMTI2MTEwMTA3NTIxM1owITEfMB0GA1UEAwwWY2FsbGZ1bm5lbC10ZXN0\nLWs4cy1jYTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKg+tyqRBQYnB4EUNiJc\nq/M91w6UPglictzS911mCUJTilYXCwn4wfjXSRPnnYGELFTgsdnSyI/iT2/bjtRc\n4yKjUzBRMB0GA1UdDgQWBBSWkiLg8l++nB8LM3Wh05MwW/sjITAfBgNVHSMEGDAW\ngBSWkiLg8l++nB8LM3Wh05MwW/sjITAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49\nBAMCA0gAMEUCIBHWWe81sY6PM0Mp0buQuEwhG3ZdxDwDGwtpFnI71xZXAiEAv/bS\nHYzLUuSj7/of5AbZ/Crll5+n66/gLMRtrWSR3/k=\n-----END CERTIFICATE-----";
+
+/// OpenBao's own Kubernetes auth checks the store's login end to end; only the Kubernetes API
+/// (its TokenReview endpoint) is a stand-in here, since no API server can run on this machine.
+#[tokio::test]
+async fn vault_kubernetes_login_against_openbao() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use reqwest::Method;
+    use serde_json::json;
+    let bao = Bao::from_env().await;
+    let (t, other) = (common::unique("k8s"), common::unique("k8s-other"));
+    let part = |v: serde_json::Value| B64.encode(v.to_string());
+    let claims = json!({
+        "iss": "kubernetes/serviceaccount",
+        "sub": "system:serviceaccount:voice:callfunnel",
+        "kubernetes.io/serviceaccount/namespace": "voice",
+        "kubernetes.io/serviceaccount/service-account.name": "callfunnel",
+        "kubernetes.io/serviceaccount/service-account.uid": "3f1c-uid",
+    });
+    let jwt = format!("{}.{}.{}", part(json!({"alg": "RS256", "typ": "JWT"})), part(claims), B64.encode(b"signature-checked-by-the-api"));
+    let expect = jwt.clone();
+    let (api, reviews) = fake_http(1, move |head, body| {
+        assert!(head.starts_with("POST /apis/authentication.k8s.io/v1/tokenreviews "), "{head}");
+        assert!(head.to_ascii_lowercase().contains("authorization: bearer reviewer-jwt"), "{head}");
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["spec"]["token"], json!(expect));
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": {"authenticated": true,
+            "user": {"username": "system:serviceaccount:voice:callfunnel", "uid": "3f1c-uid", "groups": ["system:serviceaccounts"]}}})
+        .to_string()
+    })
+    .await;
+    let mount = common::unique("kubernetes");
+    bao.root(Method::POST, &format!("sys/auth/{mount}"), json!({"type": "kubernetes"})).await;
+    let cfg = json!({"kubernetes_host": api, "kubernetes_ca_cert": TEST_CA_PEM, "disable_local_ca_jwt": true,
+        "token_reviewer_jwt": "reviewer-jwt"});
+    bao.root(Method::POST, &format!("auth/{mount}/config"), cfg).await;
+    let policy = bao.policy(&[&t]).await;
+    let role = json!({"bound_service_account_names": ["callfunnel"], "bound_service_account_namespaces": ["voice"],
+        "token_policies": [policy], "token_ttl": "60s"});
+    bao.root(Method::POST, &format!("auth/{mount}/role/callfunnel"), role).await;
+    let jwt_path = temp_dir().join("token");
+    std::fs::write(&jwt_path, &jwt).unwrap();
+    let auth = VaultAuth::Kubernetes { mount, role: "callfunnel".into(), jwt_path };
+    let store = VaultSecrets::new(VaultConfig::new(&bao.addr, auth)).unwrap();
+    store.put(&t, "openai", &Secret::new("sk-k8s")).await.unwrap();
+    assert_eq!(store.get(&t, "openai").await.unwrap().unwrap().expose(), "sk-k8s");
+    assert!(is_permission_denied(&store.get(&other, "openai").await.unwrap_err()));
+    assert_eq!(reviews.await.unwrap().len(), 1, "one login, one TokenReview");
+    assert_eq!(store.auth_stats().logins, 1);
 }
 
 // ---------------------------------------------------------------- local file only
