@@ -165,7 +165,7 @@ async fn dial_queue(a: State, b: State) {
     let ids = [
         a.enqueue(job("t1", 1, None)).await.unwrap(),
         b.enqueue(job("t1", 2, None)).await.unwrap(),
-        a.enqueue(job("t2", 3, None)).await.unwrap(),
+        a.enqueue(job("t1", 3, None)).await.unwrap(),
         a.enqueue(job("t2", 4, Some(later))).await.unwrap(),
     ];
     assert_eq!(a.queue_depth().await.unwrap(), 3, "a job due in an hour is not counted");
@@ -197,6 +197,24 @@ async fn dial_queue(a: State, b: State) {
     assert!(b.ack(&ids[1]).await.unwrap());
     assert!(!b.ack("j-unknown").await.unwrap());
     assert!(matches!(a.enqueue(job("bad tenant", 5, None)).await, Err(DataError::InvalidId(_))));
+}
+
+contract!(tenants_take_turns, LONG);
+async fn tenants_take_turns(a: State, b: State) {
+    for (tenant, n) in [("big", 4), ("small", 2), ("mid", 1)] {
+        for i in 0..n {
+            a.enqueue(job(tenant, i, None)).await.unwrap();
+        }
+    }
+    assert_eq!(b.queue_depth().await.unwrap(), 7);
+    let mut order = Vec::new();
+    while let Some(j) = b.dequeue("w1", LONG).await.unwrap() {
+        order.push(format!("{}{}", j.tenant_id, j.payload["to"].as_str().unwrap_or("?").chars().last().unwrap_or('?')));
+        assert!(a.ack(&j.id).await.unwrap());
+    }
+    // a busy tenant does not starve the others; each tenant's own jobs stay in order
+    assert_eq!(order, ["big0", "mid0", "small0", "big1", "small1", "big2", "big3"]);
+    assert_eq!(b.queue_depth().await.unwrap(), 0);
 }
 
 contract!(dead_worker_job_reappears, LONG);

@@ -25,8 +25,11 @@ struct Inner {
     leases: HashMap<String, Lease>,
     hits: HashMap<String, VecDeque<u64>>,
     jobs: HashMap<String, DialJob>,
-    /// (due at ms, job id)
-    ready: BTreeSet<(u64, String)>,
+    /// tenant → (due at ms, job id)
+    ready: HashMap<String, BTreeSet<(u64, String)>>,
+    /// tenants with waiting jobs → their turn (lowest served first, ties by name)
+    rr: HashMap<String, u64>,
+    rr_seq: u64,
     /// job id → visible again at ms
     inflight: HashMap<String, u64>,
     seq: u64,
@@ -38,13 +41,42 @@ impl Inner {
         self.leases.retain(|_, l| l.expires_ms > now);
     }
 
+    /// A job waits again; its tenant joins the rotation at the current turn (if not in it).
+    fn make_ready(&mut self, id: &str, due: u64) {
+        let Some(tenant) = self.jobs.get(id).map(|j| j.tenant_id.clone()) else { return };
+        self.ready.entry(tenant.clone()).or_default().insert((due, id.to_string()));
+        let turn = self.rr_seq;
+        self.rr.entry(tenant).or_insert(turn);
+    }
+
     /// In-flight jobs past their timeout become due again.
     fn requeue_expired(&mut self, now: u64) {
-        let expired: Vec<String> = self.inflight.iter().filter(|(_, t)| **t <= now).map(|(id, _)| id.clone()).collect();
+        let mut expired: Vec<String> = self.inflight.iter().filter(|(_, t)| **t <= now).map(|(id, _)| id.clone()).collect();
+        expired.sort();
         for id in expired {
             self.inflight.remove(&id);
-            self.ready.insert((now, id));
+            self.make_ready(&id, now);
         }
+    }
+
+    /// The oldest due job of the tenant whose turn it is.
+    fn take_due(&mut self, now: u64) -> Option<String> {
+        let mut order: Vec<(u64, String)> = self.rr.iter().map(|(t, turn)| (*turn, t.clone())).collect();
+        order.sort();
+        for (_, tenant) in order {
+            let Some(set) = self.ready.get_mut(&tenant) else { continue };
+            let Some(first) = set.first().filter(|(due, _)| *due <= now).cloned() else { continue };
+            set.remove(&first);
+            let empty = set.is_empty();
+            self.rr_seq += 1;
+            self.rr.insert(tenant.clone(), self.rr_seq);
+            if empty {
+                self.ready.remove(&tenant);
+                self.rr.remove(&tenant);
+            }
+            return Some(first.1);
+        }
+        None
     }
 }
 
@@ -188,7 +220,7 @@ impl HotState for MemoryHotState {
             attempts: 0,
         };
         g.jobs.insert(id.clone(), stored);
-        g.ready.insert((due, id.clone()));
+        g.make_ready(&id, due);
         Ok(id)
     }
 
@@ -198,12 +230,9 @@ impl HotState for MemoryHotState {
         let now = now_ms();
         let mut g = self.inner.lock();
         g.requeue_expired(now);
-        let Some(first) = g.ready.iter().next().filter(|(due, _)| *due <= now).cloned() else {
-            return Ok(None);
-        };
-        g.ready.remove(&first);
-        g.inflight.insert(first.1.clone(), now + vis);
-        let job = g.jobs.get_mut(&first.1).ok_or_else(|| DataError::backend("hot state", "queued job without a body"))?;
+        let Some(id) = g.take_due(now) else { return Ok(None) };
+        g.inflight.insert(id.clone(), now + vis);
+        let job = g.jobs.get_mut(&id).ok_or_else(|| DataError::backend("hot state", "queued job without a body"))?;
         job.attempts += 1;
         Ok(Some(job.clone()))
     }
@@ -212,8 +241,15 @@ impl HotState for MemoryHotState {
         check_ids(&[job_id])?;
         let mut g = self.inner.lock();
         g.inflight.remove(job_id);
-        g.ready.retain(|(_, id)| id != job_id);
-        Ok(g.jobs.remove(job_id).is_some())
+        let Some(job) = g.jobs.remove(job_id) else { return Ok(false) };
+        if let Some(set) = g.ready.get_mut(&job.tenant_id) {
+            set.retain(|(_, id)| id != job_id);
+            if set.is_empty() {
+                g.ready.remove(&job.tenant_id);
+                g.rr.remove(&job.tenant_id);
+            }
+        }
+        Ok(true)
     }
 
     async fn nack(&self, job_id: &str, retry_at: Option<SystemTime>) -> Result<bool> {
@@ -224,14 +260,14 @@ impl HotState for MemoryHotState {
             return Ok(false);
         }
         let due = retry_at.map_or(now, unix_ms).max(now);
-        g.ready.insert((due, job_id.to_string()));
+        g.make_ready(job_id, due);
         Ok(true)
     }
 
     async fn queue_depth(&self) -> Result<u64> {
         let now = now_ms();
         let g = self.inner.lock();
-        let due = g.ready.iter().take_while(|(t, _)| *t <= now).count();
+        let due: usize = g.ready.values().map(|set| set.iter().take_while(|(t, _)| *t <= now).count()).sum();
         let timed_out = g.inflight.values().filter(|t| **t <= now).count();
         Ok((due + timed_out) as u64)
     }

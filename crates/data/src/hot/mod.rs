@@ -101,9 +101,11 @@ pub trait HotState: Send + Sync {
     async fn rate_check(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision>;
 
     // --- outbound-dial queue ---
-    /// Adds a job; returns its id. Jobs due at the same time come out in enqueue order.
+    /// Adds a job; returns its id. A tenant's jobs due at the same time come out in enqueue order.
     async fn enqueue(&self, job: NewDialJob) -> Result<String>;
-    /// Takes the oldest due job (or None) and hides it for `visibility_timeout`.
+    /// Takes a due job (or None) and hides it for `visibility_timeout`. Tenants take turns
+    /// (the one served longest ago first), so a big campaign does not starve the others; each
+    /// tenant's jobs come oldest-due first.
     async fn dequeue(&self, node_id: &str, visibility_timeout: Duration) -> Result<Option<DialJob>>;
     /// Done with a job: removes it for good. False when unknown.
     async fn ack(&self, job_id: &str) -> Result<bool>;

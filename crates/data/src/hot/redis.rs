@@ -157,10 +157,11 @@ impl HotState for RedisHotState {
     async fn enqueue(&self, job: NewDialJob) -> Result<String> {
         check_ids(&[&job.tenant_id, &job.campaign_id])?;
         let not_before_ms = job.not_before.map_or(0, unix_ms);
+        let tenant = job.tenant_id.clone();
         let body = JobBody { tenant_id: job.tenant_id, campaign_id: job.campaign_id, payload: job.payload, not_before_ms };
         let body = serde_json::to_string(&body).map_err(|e| DataError::invalid("dial job", e.to_string()))?;
         let mut inv = self.scripts.enqueue.prepare_invoke();
-        inv.arg(&self.p).arg(body).arg(not_before_ms);
+        inv.arg(&self.p).arg(body).arg(not_before_ms).arg(tenant);
         inv.invoke_async(&mut self.con()).await.map_err(err)
     }
 

@@ -4,7 +4,9 @@
 //!
 //! Keys: `P:lease:calls` hash call → "tenant|node"; `P:lease:all`, `P:lease:t:<tenant>`,
 //! `P:lease:n:<node>` zsets call → expiry ms; `P:q:jobs` hash id → body; `P:q:attempts` hash;
-//! `P:q:ready` zset id → due ms; `P:q:inflight` zset id → visible-again ms; `P:q:seq` counter.
+//! `P:q:owner` hash id → tenant; `P:q:ready:<tenant>` zset id → due ms; `P:q:rr` zset tenant →
+//! turn (tenants with waiting jobs, served in turn order); `P:q:inflight` zset id → visible-again
+//! ms; `P:q:seq`, `P:q:rrseq` counters.
 
 const COMMON: &str = r#"
 local function now_ms()
@@ -108,39 +110,64 @@ if #oldest == 0 then return {0, window} end
 return {0, math.max(1, tonumber(oldest[2]) + window - now)}
 "#;
 
-/// ARGV: prefix, body JSON, not-before ms (0: none) → job id.
+/// Queue helpers: a job's tenant gets back into the rotation at the current turn (ZADD NX
+/// keeps the place of a tenant already in it).
+const QUEUE_COMMON: &str = r#"
+local function make_ready(p, id, due)
+  local t = redis.call('HGET', p .. ':q:owner', id)
+  redis.call('ZADD', p .. ':q:ready:' .. t, due, id)
+  redis.call('ZADD', p .. ':q:rr', 'NX', tonumber(redis.call('GET', p .. ':q:rrseq') or 0), t)
+end
+"#;
+
+/// ARGV: prefix, body JSON, not-before ms (0: none), tenant → job id.
 const ENQUEUE: &str = r#"
 local p = ARGV[1]
 local id = string.format('j%016d', redis.call('INCR', p .. ':q:seq'))
 redis.call('HSET', p .. ':q:jobs', id, ARGV[2])
-redis.call('ZADD', p .. ':q:ready', math.max(tonumber(ARGV[3]), now_ms()), id)
+redis.call('HSET', p .. ':q:owner', id, ARGV[4])
+make_ready(p, id, math.max(tonumber(ARGV[3]), now_ms()))
 return id
 "#;
 
-/// ARGV: prefix, visibility ms → {id, body, attempts} or nil.
+/// ARGV: prefix, visibility ms → {id, body, attempts} or nil. Tenants take turns: the one
+/// served longest ago with a due job goes first; within a tenant, oldest due first.
 const DEQUEUE: &str = r#"
 local p, vis = ARGV[1], tonumber(ARGV[2])
 local now = now_ms()
 local late = redis.call('ZRANGEBYSCORE', p .. ':q:inflight', '-inf', now, 'LIMIT', 0, 100)
 for _, id in ipairs(late) do
   redis.call('ZREM', p .. ':q:inflight', id)
-  redis.call('ZADD', p .. ':q:ready', now, id)
+  make_ready(p, id, now)
 end
-local first = redis.call('ZRANGEBYSCORE', p .. ':q:ready', '-inf', now, 'LIMIT', 0, 1)
-if #first == 0 then return false end
-local id = first[1]
-redis.call('ZREM', p .. ':q:ready', id)
-redis.call('ZADD', p .. ':q:inflight', now + vis, id)
-local attempts = redis.call('HINCRBY', p .. ':q:attempts', id, 1)
-return {id, redis.call('HGET', p .. ':q:jobs', id), attempts}
+for _, t in ipairs(redis.call('ZRANGE', p .. ':q:rr', 0, -1)) do
+  local rk = p .. ':q:ready:' .. t
+  local first = redis.call('ZRANGEBYSCORE', rk, '-inf', now, 'LIMIT', 0, 1)
+  if #first > 0 then
+    local id = first[1]
+    redis.call('ZREM', rk, id)
+    redis.call('ZADD', p .. ':q:inflight', now + vis, id)
+    redis.call('ZADD', p .. ':q:rr', redis.call('INCR', p .. ':q:rrseq'), t)
+    if redis.call('ZCARD', rk) == 0 then redis.call('ZREM', p .. ':q:rr', t) end
+    local attempts = redis.call('HINCRBY', p .. ':q:attempts', id, 1)
+    return {id, redis.call('HGET', p .. ':q:jobs', id), attempts}
+  end
+end
+return false
 "#;
 
 /// ARGV: prefix, id → 1 if the job existed.
 const ACK: &str = r#"
 local p, id = ARGV[1], ARGV[2]
+local t = redis.call('HGET', p .. ':q:owner', id)
+if t then
+  local rk = p .. ':q:ready:' .. t
+  redis.call('ZREM', rk, id)
+  if redis.call('ZCARD', rk) == 0 then redis.call('ZREM', p .. ':q:rr', t) end
+end
 redis.call('ZREM', p .. ':q:inflight', id)
-redis.call('ZREM', p .. ':q:ready', id)
 redis.call('HDEL', p .. ':q:attempts', id)
+redis.call('HDEL', p .. ':q:owner', id)
 return redis.call('HDEL', p .. ':q:jobs', id)
 "#;
 
@@ -148,7 +175,7 @@ return redis.call('HDEL', p .. ':q:jobs', id)
 const NACK: &str = r#"
 local p, id = ARGV[1], ARGV[2]
 if redis.call('ZREM', p .. ':q:inflight', id) == 0 then return 0 end
-redis.call('ZADD', p .. ':q:ready', math.max(tonumber(ARGV[3]), now_ms()), id)
+make_ready(p, id, math.max(tonumber(ARGV[3]), now_ms()))
 return 1
 "#;
 
@@ -156,7 +183,11 @@ return 1
 const DEPTH: &str = r#"
 local p = ARGV[1]
 local now = now_ms()
-return redis.call('ZCOUNT', p .. ':q:ready', '-inf', now) + redis.call('ZCOUNT', p .. ':q:inflight', '-inf', now)
+local n = redis.call('ZCOUNT', p .. ':q:inflight', '-inf', now)
+for _, t in ipairs(redis.call('ZRANGE', p .. ':q:rr', 0, -1)) do
+  n = n + redis.call('ZCOUNT', p .. ':q:ready:' .. t, '-inf', now)
+end
+return n
 "#;
 
 pub(super) struct Scripts {
@@ -175,17 +206,18 @@ pub(super) struct Scripts {
 impl Scripts {
     pub fn new() -> Scripts {
         let s = |body: &str| redis::Script::new(&format!("{COMMON}{body}"));
+        let q = |body: &str| redis::Script::new(&format!("{COMMON}{QUEUE_COMMON}{body}"));
         Scripts {
             acquire: s(ACQUIRE),
             heartbeat: s(HEARTBEAT),
             release: s(RELEASE),
             count_live: s(COUNT_LIVE),
             rate: s(RATE),
-            enqueue: s(ENQUEUE),
-            dequeue: s(DEQUEUE),
-            ack: s(ACK),
-            nack: s(NACK),
-            depth: s(DEPTH),
+            enqueue: q(ENQUEUE),
+            dequeue: q(DEQUEUE),
+            ack: q(ACK),
+            nack: q(NACK),
+            depth: q(DEPTH),
         }
     }
 }
