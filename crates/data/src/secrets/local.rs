@@ -81,7 +81,15 @@ impl SecretsKey {
                 opts.write(true).create_new(true);
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                let mut f = opts.open(path).map_err(|e| io(path, e))?;
+                let mut f = match opts.open(path) {
+                    Ok(f) => f,
+                    // another process created it first: use theirs
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+                        return SecretsKey::from_base64(&text);
+                    }
+                    Err(e) => return Err(io(path, e)),
+                };
                 f.write_all(key.to_base64().as_bytes()).and_then(|()| f.sync_all()).map_err(|e| io(path, e))?;
                 Ok(key)
             }
