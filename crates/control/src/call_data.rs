@@ -5,10 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use callfunnel_data::control::{Metric, UsageRecord};
 use callfunnel_data::recordings::{upload_growing_file, UploadOptions};
 use callfunnel_data::TimelineEvent;
-use callfunnel_media::engine::CallUsage;
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -95,28 +93,6 @@ impl CallData {
         Some(RecordingPlan { path, ended: Some(tx) })
     }
 
-    /// Writes the call's usage to the ledger, once: each line has an idempotency key derived
-    /// from the call, so a retry (or a replay) never bills twice.
-    pub fn bill(&self, tenant_id: &str, call_id: &str, usage: &CallUsage) {
-        let records = usage_records(tenant_id, call_id, usage, unix_ms() as i64);
-        let control = self.stores.control.clone();
-        let call = call_id.to_string();
-        tokio::spawn(async move {
-            for r in records {
-                let mut wait = Duration::from_millis(200);
-                for attempt in 1..=5 {
-                    match control.record_usage(&r).await {
-                        Ok(_) => break,
-                        Err(e) if attempt == 5 => tracing::error!(call_id = %call, metric = ?r.metric, error = %e, "usage not recorded"),
-                        Err(_) => {
-                            tokio::time::sleep(wait).await;
-                            wait *= 2;
-                        }
-                    }
-                }
-            }
-        });
-    }
 }
 
 fn mkdir(path: PathBuf) -> Option<PathBuf> {
@@ -130,32 +106,3 @@ fn mkdir(path: PathBuf) -> Option<PathBuf> {
     }
 }
 
-/// The ledger lines of one call. Cache writes are billed as input tokens; cache reads apart.
-pub fn usage_records(tenant_id: &str, call_id: &str, u: &CallUsage, at_unix_ms: i64) -> Vec<UsageRecord> {
-    let line = |metric: Metric, provider: &str, detail: &str, quantity: u64| UsageRecord {
-        tenant_id: tenant_id.to_string(),
-        call_id: call_id.to_string(),
-        idempotency_key: format!("{call_id}:{}:{provider}{detail}", metric.as_str()),
-        metric,
-        provider: provider.to_string(),
-        quantity: quantity as i64,
-        at_unix_ms,
-    };
-    let mut out = vec![line(Metric::CallMs, "carrier", "", u.call_ms)];
-    if u.stt_audio_ms > 0 {
-        out.push(line(Metric::SttMs, &u.stt_provider, "", u.stt_audio_ms));
-    }
-    if u.tts_characters > 0 {
-        out.push(line(Metric::TtsCharacters, &u.tts_provider, "", u.tts_characters));
-    }
-    for l in &u.llm {
-        let model = format!(":{}", l.model);
-        let inputs = l.input_tokens + l.cache_creation_input_tokens;
-        for (metric, q) in [(Metric::LlmInputTokens, inputs), (Metric::LlmOutputTokens, l.output_tokens), (Metric::LlmCachedTokens, l.cache_read_input_tokens)] {
-            if q > 0 {
-                out.push(line(metric, &l.provider, &model, q));
-            }
-        }
-    }
-    out
-}

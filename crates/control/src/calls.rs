@@ -3,7 +3,6 @@
 //! call ended; the API needs to reach a live call).
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::call_data::CallData;
 use crate::config::Config;
 use crate::providers::ProviderHub;
 use crate::routing::{CallPlan, Direction, Plans};
@@ -166,6 +166,8 @@ pub struct Calls {
     pub config: Config,
     pub hub: Arc<ProviderHub>,
     pub store: Arc<dyn TimelineStore>,
+    /// Leases, recordings and usage: the call's side of the data plane.
+    pub data: CallData,
     pub registry: Arc<CallRegistry>,
     pub numbers: NumberTable,
     pub shutdown: CancellationToken,
@@ -212,18 +214,6 @@ impl Calls {
                 Some(CallPlan { tenant_id, agent_id, from: start.from.clone(), to: start.to.clone(), direction: Direction::Inbound, carrier: start.carrier, carrier_sid: start.call_sid.clone(), screening: None })
             }
         }
-    }
-
-    fn recording_path(&self, tenant_id: &str, call_id: &str) -> Option<PathBuf> {
-        if !self.config.telephony.record {
-            return None;
-        }
-        let dir = self.config.data.dir.join("recordings").join(tenant_id);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            tracing::error!(dir = %dir.display(), error = %e, "cannot create the recordings directory");
-            return None;
-        }
-        Some(dir.join(format!("{call_id}.wav")))
     }
 
     /// A number we do not serve: say so politely, then hang up.
@@ -295,6 +285,7 @@ impl CallHandler for Calls {
             carrier_sid: carrier_sid.clone(), direction: plan.direction, started_unix_ms: unix_ms(), commands: Some(cmd_tx),
         });
         self.registry.note_sid(&carrier_sid, &call_id);
+        self.data.started(&ctx.tenant_id, &call_id).await;
         tracing::info!(call_id, tenant_id = %ctx.tenant_id, agent_id = %ctx.agent_id, carrier = start.carrier.as_str(), %carrier_sid, direction = ?plan.direction, "call started");
         self.record(&call_id, "carrier_stream_started", serde_json::json!({"carrier": start.carrier, "carrier_sid": carrier_sid, "stream_sid": start.stream_sid,
             "audio": start.audio, "sample_rate": start.sample_rate, "direction": plan.direction, "from": plan.from, "to": plan.to})).await;
@@ -314,6 +305,7 @@ impl CallHandler for Calls {
                     }
                     s
                 });
+                let recording = if self.config.telephony.record { self.data.recording(&ctx.tenant_id, &call_id) } else { None };
                 let setup = CallSetup {
                     call_id: call_id.clone(),
                     context,
@@ -321,10 +313,14 @@ impl CallHandler for Calls {
                     playout,
                     stt: SttConfig { language: cp.language.clone(), sample_rate: 8000 },
                     tts: TtsConfig { voice: cp.voice, language: cp.language, sample_rate: 8000 },
-                    recording: self.recording_path(&ctx.tenant_id, &call_id),
+                    recording: recording.as_ref().map(|r| r.path.clone()),
                     screening,
                 };
-                engine::run_call_with(setup, cp.providers, io, cmd_rx, self.store.clone(), self.shutdown.clone()).await
+                let (end, _usage) = engine::run_call_metered(setup, cp.providers, io, cmd_rx, self.store.clone(), self.shutdown.clone()).await;
+                if let Some(ended) = recording.and_then(|r| r.ended) {
+                    let _ = ended.send(());
+                }
+                end
             }
             Err(e) => {
                 tracing::error!(call_id, error = %e, "cannot start call");
@@ -332,6 +328,7 @@ impl CallHandler for Calls {
             }
         };
         tracing::info!(call_id, end = ?end, "call ended");
+        self.data.ended(&call_id).await;
         self.registry.finish(&call_id, end.clone());
         end
     }

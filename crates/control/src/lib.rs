@@ -1,6 +1,7 @@
 //! Control plane: configuration, provider wiring, the HTTP/WebSocket server and its API.
 
 pub mod agents;
+pub mod call_data;
 pub mod calls;
 pub mod carriers;
 pub mod config;
@@ -8,6 +9,8 @@ pub mod http;
 pub mod provider_config;
 pub mod providers;
 pub mod routing;
+pub mod store_secrets;
+pub mod stores;
 pub mod stores_config;
 pub mod telephony_config;
 

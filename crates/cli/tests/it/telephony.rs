@@ -273,8 +273,16 @@ async fn exotel_outbound_flow_passthru_and_direct_stream() {
         .await
         .unwrap();
     rig.carrier.wait_for(Duration::from_secs(90), |e| matches!(e, CarrierEvent::StreamEnded { call_sid, .. } if *call_sid == call.sid)).await.unwrap();
-    let tl: Value = rig.http.get(format!("{}/api/calls/exdirect1/timeline", rig.base)).send().await.unwrap().json().await.unwrap();
-    let k = kinds(tl["events"].as_array().unwrap());
+    // The engine writes its last events just after the stream ends: wait for them.
+    let mut k = Vec::new();
+    for _ in 0..100 {
+        let tl: Value = rig.http.get(format!("{}/api/calls/exdirect1/timeline", rig.base)).send().await.unwrap().json().await.unwrap();
+        k = kinds(tl["events"].as_array().unwrap());
+        if k.contains(&"call_ended".to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(k.contains(&"call_ended".to_string()) && k.contains(&"transcript".to_string()), "{k:?}");
     // Without the credentials the stream is refused.
     let bad = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/exotel/media/nope1")).await;

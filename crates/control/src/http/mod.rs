@@ -13,14 +13,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use callfunnel_data::{FileTimeline, MemoryTimeline, TimelineStore};
+use callfunnel_data::TimelineStore;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
+use crate::call_data::CallData;
 use crate::calls::{CallRegistry, Calls};
+use crate::store_secrets::StoreSecrets;
+use crate::stores::Stores;
 use callfunnel_ai::cloud::{EnvSecrets, SecretSource};
 
 use crate::carriers::CarrierAuth;
@@ -33,6 +36,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub hub: Arc<ProviderHub>,
     pub store: Arc<dyn TimelineStore>,
+    pub stores: Stores,
     pub registry: Arc<CallRegistry>,
     pub calls: Arc<Calls>,
     pub carriers: Arc<CarrierAuth>,
@@ -40,16 +44,18 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>, carriers: CarrierAuth) -> anyhow::Result<AppState> {
-        let store: Arc<dyn TimelineStore> = match config.data.timeline.as_str() {
-            "memory" => Arc::new(MemoryTimeline::default()),
-            _ => Arc::new(FileTimeline::open(config.data.dir.join("timelines"))?),
-        };
+    pub fn new(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>, carriers: CarrierAuth, stores: Stores) -> anyhow::Result<AppState> {
+        let store = stores.timeline.clone();
         let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.models.whisper_threads, config.agents.dir.clone(), config.providers.clone(), secrets));
         let registry = Arc::new(CallRegistry::default());
         let numbers = NumberTable::new(&config.numbers);
-        let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), registry: registry.clone(), numbers, shutdown: shutdown.clone() });
-        Ok(AppState { config: Arc::new(config), hub, store, registry, calls, carriers: Arc::new(carriers), shutdown })
+        let data = CallData {
+            stores: stores.clone(),
+            spool: config.data.dir.join("spool").join("recordings"),
+            keep_local: config.stores.s3.as_ref().is_some_and(|s| s.keep_local),
+        };
+        let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), data, registry: registry.clone(), numbers, shutdown: shutdown.clone() });
+        Ok(AppState { config: Arc::new(config), hub, store, stores, registry, calls, carriers: Arc::new(carriers), shutdown })
     }
 }
 
@@ -79,6 +85,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Keeps this node's active-call leases alive; if the node dies they expire on their own.
+async fn heartbeat(stores: Stores, shutdown: CancellationToken) {
+    let every = std::time::Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = stores.hot.heartbeat(&stores.node_id).await {
+            tracing::warn!(error = %e, "hot state heartbeat failed");
+        }
+    }
+}
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -96,8 +116,12 @@ impl Server {
     pub async fn start_with(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>) -> anyhow::Result<Server> {
         let listener = TcpListener::bind(config.server.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
         let addr = listener.local_addr()?;
+        let stores = Stores::open(&config).await?;
+        tracing::info!(node = %stores.node_id, backends = ?stores.backends, "data plane ready");
+        let secrets: Arc<dyn SecretSource> = Arc::new(StoreSecrets { store: stores.secrets.clone(), fallback: secrets });
         let carriers = CarrierAuth::load(&config, secrets.as_ref()).await?;
-        let state = AppState::new(config, shutdown.clone(), secrets, carriers)?;
+        let state = AppState::new(config, shutdown.clone(), secrets, carriers, stores.clone())?;
+        tokio::spawn(heartbeat(stores, shutdown.clone()));
         if state.config.server.preload_models && state.hub.missing().is_empty() {
             let hub = state.hub.clone();
             tokio::spawn(async move {
