@@ -30,8 +30,11 @@ pub struct Stores {
     pub backends: Vec<(&'static str, &'static str)>,
 }
 
-fn env_secret(name: &str) -> Option<Secret> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map(Secret::new)
+/// Reads a credential by its environment variable name.
+pub type CredentialLookup<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
+
+fn from_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 fn node_id(cfg: &Config) -> String {
@@ -71,6 +74,12 @@ impl Stores {
     /// Opens every store; a configured server that cannot be reached is an error naming it
     /// (its URL is not printed: it may carry a password).
     pub async fn open(cfg: &Config) -> anyhow::Result<Stores> {
+        Self::open_with(cfg, &from_env).await
+    }
+
+    /// As [`Stores::open`], reading the credentials through `lookup` (tests).
+    pub async fn open_with(cfg: &Config, lookup: CredentialLookup<'_>) -> anyhow::Result<Stores> {
+        let env_secret = |name: &str| lookup(name).filter(|v| !v.trim().is_empty()).map(Secret::new);
         let s = &cfg.stores;
         let dir: PathBuf = cfg.data.dir.clone();
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;

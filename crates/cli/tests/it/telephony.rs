@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use callfunnel_ai::cloud::StaticSecrets;
+use callfunnel_control::stores::Stores;
 use callfunnel_control::{Config, Server};
 use callfunnel_media::caller::{self, CallerCarrier, CallerOptions, CallerReport, Script};
 use callfunnel_sim::carrier::{Answer, Callee, CarrierEvent, CarrierKind, FakeCarrier, FakeCarrierConfig, MediaLeg};
@@ -18,7 +19,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-const TOKEN: &str = "twilio-test-token";
+pub(crate) const TOKEN: &str = "twilio-test-token";
 const AC: &str = "AC00000000000000000000000000000001";
 
 /// The scripted caller as the far end of a carrier's media leg.
@@ -73,17 +74,23 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-struct Rig {
-    server: Server,
+pub(crate) struct Rig {
+    pub server: Server,
     stop: CancellationToken,
-    carrier: FakeCarrier,
-    base: String,
+    pub carrier: FakeCarrier,
+    pub base: String,
     callee: Arc<ScriptedCallee>,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
     dir: std::path::PathBuf,
 }
 
 async fn rig(name: &str, tweak: impl FnOnce(&mut Config)) -> Rig {
+    let secrets = StaticSecrets::default().with("twilio_auth_token", TOKEN).with("exotel_api_key", "key").with("exotel_api_token", "tok").with("exotel_stream_auth", "bot:pw");
+    rig_with(name, tweak, secrets, HashMap::new()).await
+}
+
+/// A rig whose server has `secrets` and opens its stores with the credentials in `creds`.
+pub(crate) async fn rig_with(name: &str, tweak: impl FnOnce(&mut Config), secrets: StaticSecrets, creds: HashMap<String, String>) -> Rig {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let callee = Arc::new(ScriptedCallee { scripts: scripts(), reports: Mutex::new(Vec::new()) });
@@ -121,14 +128,14 @@ async fn rig(name: &str, tweak: impl FnOnce(&mut Config)) -> Rig {
     cfg.exotel.flow_app_id = "4242".into();
     cfg.telephony.voicemail_message = Some("Hi, this is Riverside Family Clinic about your appointment. Please call us back. Goodbye.".into());
     tweak(&mut cfg);
-    let secrets = StaticSecrets::default().with("twilio_auth_token", TOKEN).with("exotel_api_key", "key").with("exotel_api_token", "tok").with("exotel_stream_auth", "bot:pw");
     let stop = CancellationToken::new();
-    let server = Server::start_with(cfg, stop.clone(), Arc::new(secrets)).await.unwrap();
+    let stores = Stores::open_with(&cfg, &|k| creds.get(k).cloned()).await.unwrap();
+    let server = Server::start_with_stores(cfg, stop.clone(), Arc::new(secrets), stores).await.unwrap();
     Rig { server, stop, carrier, base, callee, http: reqwest::Client::new(), dir }
 }
 
 impl Rig {
-    async fn place(&self, body: Value) -> Value {
+    pub async fn place(&self, body: Value) -> Value {
         let r = self.http.post(format!("{}/api/calls", self.base)).json(&body).send().await.unwrap();
         let status = r.status();
         let v: Value = r.json().await.unwrap();
@@ -137,7 +144,7 @@ impl Rig {
     }
 
     /// The call's timeline once it has ended (and the carrier is done with it).
-    async fn ended(&self, call_id: &str) -> Vec<Value> {
+    pub async fn ended(&self, call_id: &str) -> Vec<Value> {
         for _ in 0..600 {
             if let Ok(r) = self.http.get(format!("{}/api/calls/{call_id}/timeline", self.base)).send().await {
                 if let Ok(v) = r.json::<Value>().await {
@@ -152,7 +159,7 @@ impl Rig {
         panic!("call {call_id} did not end; carrier saw {:?}", self.carrier.events());
     }
 
-    fn done(self) {
+    pub fn done(self) {
         self.stop.cancel();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

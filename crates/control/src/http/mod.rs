@@ -114,9 +114,14 @@ impl Server {
 
     /// As [`Server::start`], with provider keys from `secrets`.
     pub async fn start_with(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>) -> anyhow::Result<Server> {
+        let stores = Stores::open(&config).await?;
+        Self::start_with_stores(config, shutdown, secrets, stores).await
+    }
+
+    /// As [`Server::start_with`], on stores opened by the caller.
+    pub async fn start_with_stores(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>, stores: Stores) -> anyhow::Result<Server> {
         let listener = TcpListener::bind(config.server.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
         let addr = listener.local_addr()?;
-        let stores = Stores::open(&config).await?;
         tracing::info!(node = %stores.node_id, backends = ?stores.backends, "data plane ready");
         let secrets: Arc<dyn SecretSource> = Arc::new(StoreSecrets { store: stores.secrets.clone(), fallback: secrets });
         let carriers = CarrierAuth::load(&config, secrets.as_ref()).await?;
