@@ -3,7 +3,9 @@
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
 use super::types::*;
-use super::{delegate_control_store, sql_billing::sql_billing, sql_tenants::sql_tenants};
+use super::delegate::delegate_control_store;
+use super::{sql_access::sql_access, sql_agents::sql_agents, sql_billing::sql_billing};
+use super::{sql_campaigns::sql_campaigns, sql_content::sql_content, sql_tenants::sql_tenants};
 use crate::{DataError, Result};
 
 /// Control store on PostgreSQL. Runs the migrations on connect (they take an advisory lock, so
@@ -33,4 +35,8 @@ impl PgControlStore {
 
 sql_tenants!(PgControlStore, PgRow, "postgres");
 sql_billing!(PgControlStore, PgRow, "postgres");
+sql_agents!(PgControlStore, PgRow, "postgres");
+sql_access!(PgControlStore, PgRow, "postgres");
+sql_content!(PgControlStore, PgRow, "postgres");
+sql_campaigns!(PgControlStore, PgRow, "postgres", "FOR UPDATE SKIP LOCKED");
 delegate_control_store!(PgControlStore);

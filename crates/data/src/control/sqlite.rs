@@ -6,7 +6,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
 
 use super::types::*;
-use super::{delegate_control_store, sql_billing::sql_billing, sql_tenants::sql_tenants};
+use super::delegate::delegate_control_store;
+use super::{sql_access::sql_access, sql_agents::sql_agents, sql_billing::sql_billing};
+use super::{sql_campaigns::sql_campaigns, sql_content::sql_content, sql_tenants::sql_tenants};
 use crate::{DataError, Result};
 
 /// Control store in a SQLite file (WAL, foreign keys on). Runs the migrations on open.
@@ -49,4 +51,8 @@ impl SqliteControlStore {
 
 sql_tenants!(SqliteControlStore, SqliteRow, "sqlite");
 sql_billing!(SqliteControlStore, SqliteRow, "sqlite");
+sql_agents!(SqliteControlStore, SqliteRow, "sqlite");
+sql_access!(SqliteControlStore, SqliteRow, "sqlite");
+sql_content!(SqliteControlStore, SqliteRow, "sqlite");
+sql_campaigns!(SqliteControlStore, SqliteRow, "sqlite", "");
 delegate_control_store!(SqliteControlStore);
