@@ -27,7 +27,9 @@ macro_rules! on_both {
 
 on_both!(
     tenants_create_get_plan, numbers_unique_and_routed, numbers_validated, usage_idempotent_and_isolated,
-    invoice_exact_and_immutable, billing_bad_input,
+    invoice_exact_and_immutable, billing_bad_input, agent_versions_sequential, agent_versions_concurrent,
+    api_keys_lifecycle, users_and_roles, knowledge_bases_and_documents, campaigns_and_contacts,
+    other_tenant_sees_nothing,
 );
 
 fn plan() -> Plan {
@@ -259,4 +261,252 @@ async fn billing_bad_input(s: &dyn ControlStore) {
     for m in Metric::ALL {
         assert_eq!(Metric::parse(m.as_str()).unwrap(), *m);
     }
+}
+
+// ---------------------------------------------------------------- agents
+
+fn spec(body: &str) -> AgentVersionSpec {
+    AgentVersionSpec {
+        kind: AgentKind::Prompt,
+        body: body.into(),
+        voice: "alloy".into(),
+        language: "en-US".into(),
+        providers: json!({"stt": "deepgram", "llm": {"name": "openai", "model": "gpt-4o-mini"}}),
+        tools: json!([{"name": "transfer", "to": "+14155550100"}]),
+    }
+}
+
+async fn agent_versions_sequential(s: &dyn ControlStore) {
+    let t = tenant(s).await;
+    let a = s.create_agent(&t, "sales", "Sales line").await.unwrap();
+    assert_eq!((a.latest_version, a.name.as_str()), (0, "Sales line"));
+    assert!(matches!(s.create_agent(&t, "sales", "again").await, Err(DataError::Conflict(_))));
+    assert!(matches!(s.agent_version(&t, "sales", None).await, Err(DataError::NotFound { .. })), "no version yet");
+
+    assert_eq!(s.publish_agent_version(&t, "sales", spec("v1"), Some(0)).await.unwrap(), 1);
+    assert_eq!(s.publish_agent_version(&t, "sales", spec("v2"), None).await.unwrap(), 2);
+    // A stale editor (thinks latest is 1) is refused and nothing is written.
+    let stale = s.publish_agent_version(&t, "sales", spec("stale"), Some(1)).await;
+    assert!(matches!(stale, Err(DataError::Conflict(_))), "{stale:?}");
+    let mut rb = spec("when: greeting\nsay: hello");
+    rb.kind = AgentKind::Rulebook;
+    assert_eq!(s.publish_agent_version(&t, "sales", rb.clone(), Some(2)).await.unwrap(), 3, "no gap after a refusal");
+
+    let latest = s.agent_version(&t, "sales", None).await.unwrap();
+    assert_eq!((latest.version, latest.spec.clone()), (3, rb));
+    assert_eq!(s.agent_version(&t, "sales", Some(1)).await.unwrap().spec, spec("v1"));
+    assert!(matches!(s.agent_version(&t, "sales", Some(4)).await, Err(DataError::NotFound { .. })));
+    let all = s.agent_versions(&t, "sales").await.unwrap();
+    assert_eq!(all.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(all[1].spec.body, "v2");
+    assert_eq!(s.agents(&t).await.unwrap().iter().map(|a| (a.id.as_str(), a.latest_version)).collect::<Vec<_>>(), vec![("sales", 3)]);
+
+    assert!(matches!(s.publish_agent_version(&t, "nobody", spec("x"), None).await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.publish_agent_version(&t, "sales", spec("  "), None).await, Err(DataError::Invalid { .. })));
+    assert!(matches!(s.create_agent(&t, "bad id!", "x").await, Err(DataError::InvalidId(_))));
+    assert!(matches!(s.create_agent(&common::unique("none"), "a", "x").await, Err(DataError::NotFound { .. })));
+    assert_eq!(s.agent_versions(&t, "sales").await.unwrap().len(), 3, "refused publishes wrote nothing");
+}
+
+async fn agent_versions_concurrent(s: &dyn ControlStore) {
+    let t = tenant(s).await;
+    s.create_agent(&t, "support", "Support").await.unwrap();
+    let publishes = (0..8).map(|i| s.publish_agent_version(&t, "support", spec(&format!("body {i}")), None));
+    let mut got: Vec<i32> = futures::future::join_all(publishes).await.into_iter().map(|r| r.expect("publish")).collect();
+    got.sort();
+    assert_eq!(got, (1..=8).collect::<Vec<_>>(), "distinct and gap-free");
+    let stored = s.agent_versions(&t, "support").await.unwrap();
+    assert_eq!(stored.len(), 8);
+    let mut bodies: Vec<_> = stored.iter().map(|v| v.spec.body.clone()).collect();
+    bodies.sort();
+    assert_eq!(bodies, (0..8).map(|i| format!("body {i}")).collect::<Vec<_>>(), "every publish stored once");
+
+    // Concurrent editors who both saw version 8: exactly one wins.
+    let racing = (0..4).map(|i| s.publish_agent_version(&t, "support", spec(&format!("edit {i}")), Some(8)));
+    let results = futures::future::join_all(racing).await;
+    assert_eq!(results.iter().filter(|r| matches!(r, Ok(9))).count(), 1, "{results:?}");
+    assert_eq!(results.iter().filter(|r| matches!(r, Err(DataError::Conflict(_)))).count(), 3, "{results:?}");
+    assert_eq!(s.agent_version(&t, "support", None).await.unwrap().version, 9);
+}
+
+// ---------------------------------------------------------------- API keys
+
+async fn api_keys_lifecycle(s: &dyn ControlStore) {
+    let (t, other) = (tenant(s).await, tenant(s).await);
+    let scopes = vec!["calls:read".to_string(), "agents:write".to_string()];
+    let (info, key) = s.create_api_key(&t, "CI deploy", scopes.clone()).await.unwrap();
+    assert_eq!((info.tenant_id.as_str(), info.scopes.clone(), info.id.as_str()), (t.as_str(), scopes, key.id()));
+    let plain = key.expose().to_string();
+    assert!(plain.starts_with(&format!("cf_{}_", info.id)) && plain.len() == 44, "{}", plain.len());
+    assert_eq!(format!("{key:?}"), format!("cf_{}_***", info.id), "Debug hides the secret");
+
+    assert_eq!(s.verify_api_key(&plain).await.unwrap(), Some(info.clone()));
+    // Same id, wrong secret (one character changed); malformed keys.
+    let last = plain.chars().last().unwrap();
+    let wrong = format!("{}{}", &plain[..plain.len() - 1], if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(s.verify_api_key(&wrong).await.unwrap(), None);
+    for bad in ["", "cf_", "garbage", &plain[..plain.len() - 1], &format!("{plain}x")] {
+        assert_eq!(s.verify_api_key(bad).await.unwrap(), None, "{bad:?}");
+    }
+    let (info2, key2) = s.create_api_key(&t, "second", vec![]).await.unwrap();
+    assert_ne!(info2.id, info.id);
+    assert_eq!(s.api_keys(&t).await.unwrap().len(), 2);
+
+    // Another tenant cannot revoke it; the owner can, once.
+    assert!(matches!(s.revoke_api_key(&other, &info.id).await, Err(DataError::NotFound { .. })));
+    assert!(s.verify_api_key(&plain).await.unwrap().is_some());
+    s.revoke_api_key(&t, &info.id).await.unwrap();
+    assert_eq!(s.verify_api_key(&plain).await.unwrap(), None, "revoked");
+    assert!(matches!(s.revoke_api_key(&t, &info.id).await, Err(DataError::NotFound { .. })));
+    assert_eq!(s.api_keys(&t).await.unwrap(), vec![info2.clone()]);
+    assert_eq!(s.verify_api_key(key2.expose()).await.unwrap(), Some(info2));
+    assert!(s.api_keys(&other).await.unwrap().is_empty());
+
+    assert!(matches!(s.create_api_key(&t, "x", vec!["has space".into()]).await, Err(DataError::Invalid { .. })));
+    assert!(matches!(s.create_api_key(&t, "", vec![]).await, Err(DataError::Invalid { .. })));
+    assert!(matches!(s.create_api_key(&common::unique("none"), "x", vec![]).await, Err(DataError::NotFound { .. })));
+}
+
+// ---------------------------------------------------------------- users
+
+async fn users_and_roles(s: &dyn ControlStore) {
+    let (t, other) = (tenant(s).await, tenant(s).await);
+    let u = s.set_user_roles(&t, "sub-123", "ann@example.com", vec!["admin".into()]).await.unwrap();
+    assert_eq!((u.email.as_str(), u.roles.clone()), ("ann@example.com", vec!["admin".to_string()]));
+    s.set_user_roles(&t, "sub-123", "ann@new.example", vec!["viewer".into(), "billing".into()]).await.unwrap();
+    assert_eq!(s.user_roles(&t, "sub-123").await.unwrap(), vec!["viewer".to_string(), "billing".to_string()]);
+    s.set_user_roles(&t, "sub-456", "bob@example.com", vec![]).await.unwrap();
+    let users = s.users(&t).await.unwrap();
+    assert_eq!(users.iter().map(|u| (u.subject.as_str(), u.email.as_str())).collect::<Vec<_>>(), vec![
+        ("sub-123", "ann@new.example"),
+        ("sub-456", "bob@example.com")
+    ]);
+
+    assert!(matches!(s.user_roles(&other, "sub-123").await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.remove_user(&other, "sub-123").await, Err(DataError::NotFound { .. })));
+    assert!(s.users(&other).await.unwrap().is_empty());
+    s.remove_user(&t, "sub-123").await.unwrap();
+    assert!(matches!(s.user_roles(&t, "sub-123").await, Err(DataError::NotFound { .. })));
+    assert_eq!(s.users(&t).await.unwrap().len(), 1);
+
+    assert!(matches!(s.set_user_roles(&t, "s", "no-at-sign", vec![]).await, Err(DataError::Invalid { .. })));
+    assert!(matches!(s.set_user_roles(&t, "s", "a@b", vec!["".into()]).await, Err(DataError::Invalid { .. })));
+    assert!(matches!(s.set_user_roles(&common::unique("none"), "s", "a@b", vec![]).await, Err(DataError::NotFound { .. })));
+}
+
+// ---------------------------------------------------------------- knowledge bases
+
+fn doc(id: &str) -> NewDocument {
+    NewDocument { id: id.into(), title: format!("Doc {id}"), source: "s3://kb/faq.pdf".into(), sha256: "ab".repeat(32), chunks: 0 }
+}
+
+async fn knowledge_bases_and_documents(s: &dyn ControlStore) {
+    let t = tenant(s).await;
+    let kb = s.create_kb(&t, "faq", "FAQ", "text-embedding-3-small", 1536).await.unwrap();
+    assert_eq!((kb.dim, kb.embed_model.as_str()), (1536, "text-embedding-3-small"));
+    assert!(matches!(s.create_kb(&t, "faq", "FAQ", "m", 8).await, Err(DataError::Conflict(_))));
+    assert!(matches!(s.create_kb(&t, "k0", "K", "m", 0).await, Err(DataError::Invalid { .. })));
+    assert_eq!(s.kbs(&t).await.unwrap(), vec![kb]);
+
+    let d = s.add_document(&t, "faq", doc("d1")).await.unwrap();
+    assert_eq!((d.status, d.chunks), (DocumentStatus::Pending, 0));
+    assert!(matches!(s.add_document(&t, "faq", doc("d1")).await, Err(DataError::Conflict(_))));
+    assert!(matches!(s.add_document(&t, "nokb", doc("d2")).await, Err(DataError::NotFound { .. })));
+    let mut bad = doc("d3");
+    bad.sha256 = "XYZ".into();
+    assert!(matches!(s.add_document(&t, "faq", bad).await, Err(DataError::Invalid { .. })));
+    s.add_document(&t, "faq", doc("d2")).await.unwrap();
+
+    s.set_document_status(&t, "faq", "d1", DocumentStatus::Ready, 42).await.unwrap();
+    let docs = s.documents(&t, "faq").await.unwrap();
+    assert_eq!(docs.iter().map(|d| (d.id.as_str(), d.status, d.chunks)).collect::<Vec<_>>(), vec![
+        ("d1", DocumentStatus::Ready, 42),
+        ("d2", DocumentStatus::Pending, 0)
+    ]);
+    assert!(matches!(s.set_document_status(&t, "faq", "zz", DocumentStatus::Failed, 0).await, Err(DataError::NotFound { .. })));
+    s.delete_document(&t, "faq", "d2").await.unwrap();
+    assert!(matches!(s.delete_document(&t, "faq", "d2").await, Err(DataError::NotFound { .. })));
+    assert_eq!(s.documents(&t, "faq").await.unwrap().len(), 1);
+    assert!(matches!(s.documents(&t, "nokb").await, Err(DataError::NotFound { .. })));
+}
+
+// ---------------------------------------------------------------- campaigns
+
+async fn campaigns_and_contacts(s: &dyn ControlStore) {
+    let t = tenant(s).await;
+    assert!(matches!(s.create_campaign(&t, "c1", "ghost", "x", json!({})).await, Err(DataError::NotFound { .. })), "agent must exist");
+    s.create_agent(&t, "dialer", "Dialer").await.unwrap();
+    let window = json!({"days": ["mon", "tue"], "from": "09:00", "to": "17:00", "tz": "Europe/Paris"});
+    let c = s.create_campaign(&t, "c1", "dialer", "Renewals", window.clone()).await.unwrap();
+    assert_eq!((c.status, c.window.clone()), (CampaignStatus::Draft, window));
+    assert!(matches!(s.create_campaign(&t, "c1", "dialer", "x", json!({})).await, Err(DataError::Conflict(_))));
+
+    let contacts: Vec<(String, serde_json::Value)> = (0..5).map(|i| (format!("+1415555010{i}"), json!({"name": format!("n{i}")}))).collect();
+    assert_eq!(s.add_campaign_contacts(&t, "c1", contacts.clone()).await.unwrap(), 5);
+    let bad = vec![("+14155550199".to_string(), json!({})), ("not-a-number".to_string(), json!({}))];
+    assert!(matches!(s.add_campaign_contacts(&t, "c1", bad).await, Err(DataError::Invalid { .. })));
+
+    let first = s.next_contacts(&t, "c1", 2).await.unwrap();
+    assert_eq!(first.iter().map(|c| c.number.as_str()).collect::<Vec<_>>(), vec!["+14155550100", "+14155550101"]);
+    assert!(first.iter().all(|c| c.status == ContactStatus::Dialing && c.attempts == 1));
+    assert_eq!(first[1].vars, json!({"name": "n1"}));
+    // Concurrent takers never share a contact; the invalid batch above added nothing.
+    let (x, y) = futures::join!(s.next_contacts(&t, "c1", 2), s.next_contacts(&t, "c1", 2));
+    let mut taken: Vec<String> = x.unwrap().into_iter().chain(y.unwrap()).map(|c| c.number).collect();
+    taken.sort();
+    assert_eq!(taken, vec!["+14155550102", "+14155550103", "+14155550104"]);
+    assert!(s.next_contacts(&t, "c1", 10).await.unwrap().is_empty());
+
+    s.set_campaign_status(&t, "c1", CampaignStatus::Running).await.unwrap();
+    assert_eq!(s.campaigns(&t).await.unwrap()[0].status, CampaignStatus::Running);
+    assert!(matches!(s.set_campaign_status(&t, "nope", CampaignStatus::Paused).await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.next_contacts(&t, "nope", 1).await, Err(DataError::NotFound { .. })));
+}
+
+// ---------------------------------------------------------------- isolation
+
+/// Tenant B, knowing every id of tenant A, reads nothing of A's and changes nothing.
+async fn other_tenant_sees_nothing(s: &dyn ControlStore) {
+    let (a, b) = (tenant(s).await, tenant(s).await);
+    s.create_agent(&a, "agent", "A's agent").await.unwrap();
+    s.publish_agent_version(&a, "agent", spec("secret prompt"), None).await.unwrap();
+    s.assign_number(&a, &fresh_number(), "agent").await.unwrap();
+    s.create_kb(&a, "kb", "KB", "m", 4).await.unwrap();
+    s.add_document(&a, "kb", doc("d")).await.unwrap();
+    s.create_campaign(&a, "camp", "agent", "C", json!({})).await.unwrap();
+    s.add_campaign_contacts(&a, "camp", vec![("+14155550123".into(), json!({}))]).await.unwrap();
+    s.record_usage(usage(&a, "u", Metric::CallMs, "twilio", 60_000, FEB_2024)).await.unwrap();
+    s.set_user_roles(&a, "sub", "a@a.example", vec!["admin".into()]).await.unwrap();
+    let (key, _) = s.create_api_key(&a, "k", vec![]).await.unwrap();
+
+    let nf = |r: Result<(), DataError>, what: &str| assert!(matches!(r, Err(DataError::NotFound { .. })), "{what}: {r:?}");
+    nf(s.agent_version(&b, "agent", None).await.map(|_| ()), "agent version");
+    nf(s.agent_versions(&b, "agent").await.map(|_| ()), "agent versions");
+    nf(s.publish_agent_version(&b, "agent", spec("x"), None).await.map(|_| ()), "publish");
+    nf(s.documents(&b, "kb").await.map(|_| ()), "documents");
+    nf(s.add_document(&b, "kb", doc("x")).await.map(|_| ()), "add document");
+    nf(s.set_document_status(&b, "kb", "d", DocumentStatus::Failed, 0).await, "document status");
+    nf(s.delete_document(&b, "kb", "d").await, "delete document");
+    nf(s.add_campaign_contacts(&b, "camp", vec![("+14155550124".into(), json!({}))]).await.map(|_| ()), "contacts");
+    nf(s.next_contacts(&b, "camp", 5).await.map(|_| ()), "next contacts");
+    nf(s.set_campaign_status(&b, "camp", CampaignStatus::Cancelled).await, "campaign status");
+    nf(s.create_campaign(&b, "camp2", "agent", "C", json!({})).await.map(|_| ()), "campaign with A's agent");
+    nf(s.revoke_api_key(&b, &key.id).await, "revoke key");
+    nf(s.user_roles(&b, "sub").await.map(|_| ()), "user roles");
+    assert!(s.agents(&b).await.unwrap().is_empty());
+    assert!(s.numbers(&b).await.unwrap().is_empty());
+    assert!(s.kbs(&b).await.unwrap().is_empty());
+    assert!(s.campaigns(&b).await.unwrap().is_empty());
+    assert!(s.api_keys(&b).await.unwrap().is_empty());
+    assert!(s.users(&b).await.unwrap().is_empty());
+    assert!(s.usage_summary(&b, 0, i64::MAX).await.unwrap().is_empty());
+    assert!(s.invoice(&b, "2024-02").await.unwrap().lines.is_empty());
+
+    // A's data is intact.
+    assert_eq!(s.agent_version(&a, "agent", None).await.unwrap().spec.body, "secret prompt");
+    assert_eq!(s.documents(&a, "kb").await.unwrap()[0].status, DocumentStatus::Pending);
+    assert_eq!(s.campaigns(&a).await.unwrap()[0].status, CampaignStatus::Draft);
+    assert_eq!(s.next_contacts(&a, "camp", 5).await.unwrap().len(), 1);
+    assert_eq!(s.api_keys(&a).await.unwrap().len(), 1);
+    assert_eq!(s.invoice(&a, "2024-02").await.unwrap().lines[0].quantity, 60_000);
 }
