@@ -510,3 +510,20 @@ async fn other_tenant_sees_nothing(s: &dyn ControlStore) {
     assert_eq!(s.api_keys(&a).await.unwrap().len(), 1);
     assert_eq!(s.invoice(&a, "2024-02").await.unwrap().lines[0].quantity, 60_000);
 }
+
+/// The SQLite file store uses several connections: concurrent publishes really race there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_file_store_concurrent_and_reopened() {
+    let dir = std::env::temp_dir().join(common::unique("cf-control"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("control.db");
+    let s = SqliteControlStore::open(&path).await.unwrap();
+    agent_versions_concurrent(&s).await;
+    campaigns_and_contacts(&s).await;
+    let t = tenant(&s).await;
+    drop(s);
+    let reopened = SqliteControlStore::open(&path).await.unwrap();
+    assert_eq!(reopened.tenant(&t).await.unwrap().id, t, "data survives a reopen; migrations are not re-applied");
+    drop(reopened);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
