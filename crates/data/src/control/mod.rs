@@ -1,1 +1,108 @@
-//! Control store: tenants, users, agents (versioned), numbers, knowledge bases, campaigns, API keys and billing. PostgreSQL in production, SQLite embedded.
+//! Control store: tenants, users, agents (versioned), numbers, knowledge bases, campaigns, API
+//! keys and billing. PostgreSQL in production ([`PgControlStore`]), SQLite embedded
+//! ([`SqliteControlStore`]); both run the same SQL (`sql_*.rs`, `$N` placeholders) over the
+//! same schema (`migrations/{postgres,sqlite}/`).
+//!
+//! Every method is scoped to one tenant: another tenant's row is `NotFound`. The two global
+//! lookups, [`ControlStore::route_number`] and [`ControlStore::verify_api_key`], return the
+//! tenant they found.
+
+pub mod billing;
+pub mod keys;
+mod delegate;
+mod postgres;
+mod sql_access;
+mod sql_agents;
+mod sql_billing;
+mod sql_campaigns;
+mod sql_content;
+mod sql_tenants;
+mod sqlite;
+mod types;
+pub(crate) mod validate;
+
+pub use keys::PlainKey;
+pub use postgres::PgControlStore;
+pub use sqlite::SqliteControlStore;
+pub use types::*;
+
+use async_trait::async_trait;
+
+use crate::Result;
+
+#[async_trait]
+pub trait ControlStore: Send + Sync {
+    // --- tenants
+    /// `Conflict` if the id exists.
+    async fn create_tenant(&self, t: NewTenant) -> Result<Tenant>;
+    /// Creates the tenant (unlimited plan, 30 days retention) if missing; returns it either way.
+    async fn ensure_tenant(&self, id: &str, name: &str) -> Result<Tenant>;
+    async fn tenant(&self, id: &str) -> Result<Tenant>;
+    async fn tenants(&self) -> Result<Vec<Tenant>>;
+    async fn set_plan(&self, id: &str, plan: Plan) -> Result<Tenant>;
+
+    // --- phone numbers (E.164; one tenant per number globally)
+    /// Assigns or re-points (same tenant) a number; `Conflict` if another tenant has it.
+    async fn assign_number(&self, tenant_id: &str, number: &str, agent_id: &str) -> Result<PhoneNumber>;
+    /// Global lookup for inbound calls.
+    async fn route_number(&self, number: &str) -> Result<Option<NumberRoute>>;
+    async fn numbers(&self, tenant_id: &str) -> Result<Vec<PhoneNumber>>;
+    async fn release_number(&self, tenant_id: &str, number: &str) -> Result<()>;
+
+    // --- billing
+    /// `true` when recorded, `false` when the idempotency key was already seen (nothing changes).
+    async fn record_usage(&self, u: UsageRecord) -> Result<bool>;
+    /// Totals per (metric, provider) for `from_ms <= at < to_ms`.
+    async fn usage_summary(&self, tenant_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageTotal>>;
+    /// `tenant_id: None` sets the default price list; `provider: "*"` matches any provider.
+    async fn set_price(&self, tenant_id: Option<&str>, metric: Metric, provider: &str, price: Price) -> Result<()>;
+    /// Issues the invoice for `YYYY-MM` (UTC) the first time, then returns the stored one
+    /// unchanged: usage recorded later for that period is not added.
+    async fn invoice(&self, tenant_id: &str, period: &str) -> Result<Invoice>;
+
+    // --- agents (versioned: 1, 2, 3… per agent, never reused)
+    async fn create_agent(&self, tenant_id: &str, id: &str, name: &str) -> Result<Agent>;
+    async fn agents(&self, tenant_id: &str) -> Result<Vec<Agent>>;
+    /// Publishes the next version and returns its number; `expected_latest` (0 = none yet)
+    /// guards against a concurrent edit: a mismatch is `Conflict` and nothing is written.
+    async fn publish_agent_version(&self, tenant_id: &str, agent_id: &str, spec: AgentVersionSpec, expected_latest: Option<i32>) -> Result<i32>;
+    /// `None` = latest.
+    async fn agent_version(&self, tenant_id: &str, agent_id: &str, version: Option<i32>) -> Result<AgentVersion>;
+    async fn agent_versions(&self, tenant_id: &str, agent_id: &str) -> Result<Vec<AgentVersion>>;
+
+    // --- API keys (`cf_<id>_<secret>`; only a SHA-256 is stored)
+    async fn create_api_key(&self, tenant_id: &str, name: &str, scopes: Vec<String>) -> Result<(ApiKeyInfo, PlainKey)>;
+    /// Global lookup: the key's tenant and scopes, or `None` (malformed, unknown, wrong, revoked).
+    async fn verify_api_key(&self, plaintext: &str) -> Result<Option<ApiKeyInfo>>;
+    /// `NotFound` if unknown, another tenant's, or already revoked.
+    async fn revoke_api_key(&self, tenant_id: &str, id: &str) -> Result<()>;
+    /// Active keys only.
+    async fn api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKeyInfo>>;
+
+    // --- users and roles (subject = the identity provider's `sub`)
+    /// Creates or replaces the user's email and roles.
+    async fn set_user_roles(&self, tenant_id: &str, subject: &str, email: &str, roles: Vec<String>) -> Result<User>;
+    async fn user_roles(&self, tenant_id: &str, subject: &str) -> Result<Vec<String>>;
+    async fn users(&self, tenant_id: &str) -> Result<Vec<User>>;
+    async fn remove_user(&self, tenant_id: &str, subject: &str) -> Result<()>;
+
+    // --- knowledge bases and documents
+    async fn create_kb(&self, tenant_id: &str, id: &str, name: &str, embed_model: &str, dim: i32) -> Result<KnowledgeBase>;
+    async fn kbs(&self, tenant_id: &str) -> Result<Vec<KnowledgeBase>>;
+    /// Stored with status `pending`.
+    async fn add_document(&self, tenant_id: &str, kb_id: &str, doc: NewDocument) -> Result<Document>;
+    async fn set_document_status(&self, tenant_id: &str, kb_id: &str, doc_id: &str, status: DocumentStatus, chunks: i32) -> Result<()>;
+    async fn documents(&self, tenant_id: &str, kb_id: &str) -> Result<Vec<Document>>;
+    async fn delete_document(&self, tenant_id: &str, kb_id: &str, doc_id: &str) -> Result<()>;
+
+    // --- outbound campaigns
+    /// Status `draft`; `agent_id` must be one of the tenant's agents.
+    async fn create_campaign(&self, tenant_id: &str, id: &str, agent_id: &str, name: &str, window: serde_json::Value) -> Result<Campaign>;
+    /// Adds (E.164 number, template variables) contacts as `pending`; returns how many.
+    async fn add_campaign_contacts(&self, tenant_id: &str, campaign_id: &str, contacts: Vec<(String, serde_json::Value)>) -> Result<usize>;
+    async fn set_campaign_status(&self, tenant_id: &str, campaign_id: &str, status: CampaignStatus) -> Result<()>;
+    /// Takes up to `n` pending contacts, oldest first, and marks them `dialing`; concurrent
+    /// callers never get the same contact.
+    async fn next_contacts(&self, tenant_id: &str, campaign_id: &str, n: u32) -> Result<Vec<CampaignContact>>;
+    async fn campaigns(&self, tenant_id: &str) -> Result<Vec<Campaign>>;
+}
