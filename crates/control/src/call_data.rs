@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use callfunnel_data::control::{Metric, UsageRecord};
 use callfunnel_data::recordings::{upload_growing_file, UploadOptions};
 use callfunnel_data::TimelineEvent;
+use callfunnel_media::engine::CallUsage;
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -106,3 +108,86 @@ fn mkdir(path: PathBuf) -> Option<PathBuf> {
     }
 }
 
+impl CallData {
+    /// Writes the call's usage to the ledger, once: each line's idempotency key is derived
+    /// from the call, so a retry (or a replay) never bills twice. Off the call's path.
+    pub fn bill(&self, tenant_id: &str, call_id: &str, usage: &CallUsage) {
+        let records = usage_records(tenant_id, call_id, usage, unix_ms() as i64);
+        let control = self.stores.control.clone();
+        let call = call_id.to_string();
+        tokio::spawn(async move {
+            for r in records {
+                let mut wait = Duration::from_millis(200);
+                for attempt in 1..=5 {
+                    match control.record_usage(r.clone()).await {
+                        Ok(_) => break,
+                        Err(e) if attempt == 5 => tracing::error!(call_id = %call, metric = %r.metric, error = %e, "usage not recorded"),
+                        Err(_) => {
+                            tokio::time::sleep(wait).await;
+                            wait *= 2;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The ledger lines of one call. Cache writes are billed as input tokens; cache reads apart.
+pub fn usage_records(tenant_id: &str, call_id: &str, u: &CallUsage, at_unix_ms: i64) -> Vec<UsageRecord> {
+    let line = |metric: Metric, provider: &str, detail: &str, quantity: u64| UsageRecord {
+        tenant_id: tenant_id.to_string(),
+        call_id: call_id.to_string(),
+        idempotency_key: format!("{call_id}:{}:{provider}{detail}", metric.as_str()),
+        metric,
+        provider: provider.to_string(),
+        quantity: quantity as i64,
+        at_unix_ms,
+    };
+    let mut out = vec![line(Metric::CallMs, "carrier", "", u.call_ms)];
+    if u.stt_audio_ms > 0 {
+        out.push(line(Metric::SttMs, &u.stt_provider, "", u.stt_audio_ms));
+    }
+    if u.tts_characters > 0 {
+        out.push(line(Metric::TtsCharacters, &u.tts_provider, "", u.tts_characters));
+    }
+    for l in &u.llm {
+        let model = format!(":{}", l.model);
+        let inputs = l.input_tokens + l.cache_creation_input_tokens;
+        for (metric, q) in [(Metric::LlmInputTokens, inputs), (Metric::LlmOutputTokens, l.output_tokens), (Metric::LlmCachedTokens, l.cache_read_input_tokens)] {
+            if q > 0 {
+                out.push(line(metric, &l.provider, &model, q));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callfunnel_ai::ProviderUsage;
+
+    #[test]
+    fn one_line_per_metric_and_provider_with_stable_keys() {
+        let u = CallUsage {
+            call_ms: 61_000,
+            stt_provider: "deepgram".into(),
+            stt_audio_ms: 20_000,
+            tts_provider: "cartesia".into(),
+            tts_characters: 300,
+            llm: vec![ProviderUsage { provider: "anthropic".into(), model: "claude-haiku-4-5".into(), input_tokens: 900, output_tokens: 80, cache_read_input_tokens: 4000, cache_creation_input_tokens: 100 }],
+        };
+        let r = usage_records("acme", "c1", &u, 5);
+        let got: Vec<(String, &str, i64)> = r.iter().map(|x| (x.idempotency_key.clone(), x.provider.as_str(), x.quantity)).collect();
+        assert_eq!(got, vec![
+            ("c1:call_ms:carrier".to_string(), "carrier", 61_000),
+            ("c1:stt_ms:deepgram".to_string(), "deepgram", 20_000),
+            ("c1:tts_characters:cartesia".to_string(), "cartesia", 300),
+            ("c1:llm_input_tokens:anthropic:claude-haiku-4-5".to_string(), "anthropic", 1000),
+            ("c1:llm_output_tokens:anthropic:claude-haiku-4-5".to_string(), "anthropic", 80),
+            ("c1:llm_cached_tokens:anthropic:claude-haiku-4-5".to_string(), "anthropic", 4000),
+        ]);
+        assert_eq!(usage_records("acme", "c1", &u, 9)[0].idempotency_key, r[0].idempotency_key, "a replay has the same keys");
+    }
+}

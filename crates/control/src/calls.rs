@@ -193,18 +193,47 @@ impl Calls {
         self.registry.plans.owner(call_id).or_else(|| self.registry.get_active(call_id).map(|a| a.tenant_id)).unwrap_or_else(|| self.config.agents.default_tenant.clone())
     }
 
+    /// Which tenant and agent answer calls to `to`: the `[[numbers]]` table, then the numbers
+    /// registered in the control store; with neither knowing the number, the default agent
+    /// when no `[[numbers]]` table is configured (embedded use), else `Unknown` (refused).
+    /// `by_default` tells the last case from a real match.
+    pub async fn route(&self, to: &str) -> (Route, bool) {
+        let a = &self.config.agents;
+        if !self.numbers.is_empty() {
+            if let r @ Route::Agent { .. } = self.numbers.route(to, &a.default_tenant, &a.default_agent) {
+                return (r, false);
+            }
+        }
+        let n = crate::telephony_config::normalize_number(to);
+        let alt = n.strip_prefix('0').map(|rest| format!("+91{rest}"));
+        for candidate in std::iter::once(n.clone()).chain(alt) {
+            if !candidate.starts_with('+') {
+                continue;
+            }
+            match self.data.stores.control.route_number(&candidate).await {
+                Ok(Some(r)) => return (Route::Agent { tenant_id: r.tenant_id, agent_id: r.agent_id }, false),
+                Ok(None) => {}
+                Err(e) => tracing::error!(to, error = %e, "control store: number lookup failed"),
+            }
+        }
+        if self.numbers.is_empty() {
+            (Route::Agent { tenant_id: a.default_tenant.clone(), agent_id: a.default_agent.clone() }, true)
+        } else {
+            (Route::Unknown, false)
+        }
+    }
+
     /// The plan for a stream that arrived: ours if a webhook or the API made one, else routed
     /// by the number called.
-    fn plan_for(&self, call_id: &str, start: &CallStart) -> Option<CallPlan> {
+    async fn plan_for(&self, call_id: &str, start: &CallStart) -> Option<CallPlan> {
         if let Some(p) = self.registry.plans.get(call_id) {
             return Some(p);
         }
-        let a = &self.config.agents;
-        match self.numbers.route(&start.to, &a.default_tenant, &a.default_agent) {
-            Route::Unknown => None,
-            Route::Agent { tenant_id, agent_id } => {
-                // Without a numbers table (the embedded demo) a stream may name its agent.
-                let (tenant_id, agent_id) = if self.numbers.is_empty() {
+        match self.route(&start.to).await {
+            (Route::Unknown, _) => None,
+            (Route::Agent { tenant_id, agent_id }, by_default) => {
+                // Routed by default (the embedded demo): a stream may name its agent.
+                let (tenant_id, agent_id) = if by_default {
                     let p = &start.custom_parameters;
                     let get = |k: &str, d: String| p.get(k).filter(|v| !v.is_empty()).cloned().unwrap_or(d);
                     (get("tenant_id", tenant_id), get("agent_id", agent_id))
@@ -263,7 +292,7 @@ pub async fn synthesize(tts: &dyn TextToSpeech, cfg: TtsConfig, text: &str) -> a
 impl CallHandler for Calls {
     async fn run(&self, call_id: String, start: CallStart, io: CarrierIo) -> CallEnd {
         self.registry.note_sid(&start.call_sid, &call_id);
-        let Some(plan) = self.plan_for(&call_id, &start) else {
+        let Some(plan) = self.plan_for(&call_id, &start).await else {
             let end = self.refuse(&call_id, &start, io).await;
             self.registry.finish(&call_id, end.clone());
             return end;
@@ -316,7 +345,8 @@ impl CallHandler for Calls {
                     recording: recording.as_ref().map(|r| r.path.clone()),
                     screening,
                 };
-                let (end, _usage) = engine::run_call_metered(setup, cp.providers, io, cmd_rx, self.store.clone(), self.shutdown.clone()).await;
+                let (end, usage) = engine::run_call_metered(setup, cp.providers, io, cmd_rx, self.store.clone(), self.shutdown.clone()).await;
+                self.data.bill(&ctx.tenant_id, &call_id, &usage);
                 if let Some(ended) = recording.and_then(|r| r.ended) {
                     let _ = ended.send(());
                 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use callfunnel_data::control::{ControlStore, PgControlStore, SqliteControlStore};
 use callfunnel_data::hot::{HotConfig, HotState, MemoryHotState, RedisHotState};
 use callfunnel_data::recordings::{LocalRecordings, RecordingStore, S3Config, S3Recordings};
 use callfunnel_data::secrets::{LocalSecrets, Secret, SecretStore, SecretsKey, VaultAuth, VaultConfig, VaultSecrets};
@@ -17,6 +18,7 @@ use crate::config::Config;
 /// Every store of this node.
 #[derive(Clone)]
 pub struct Stores {
+    pub control: Arc<dyn ControlStore>,
     /// Writes go through `buffer` (durable, off the call path); reads merge what is pending.
     pub timeline: Arc<dyn TimelineStore>,
     pub hot: Arc<dyn HotState>,
@@ -84,6 +86,19 @@ impl Stores {
         let dir: PathBuf = cfg.data.dir.clone();
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
         let mut backends = Vec::new();
+
+        let control: Arc<dyn ControlStore> = match &s.postgres_url {
+            Some(url) => {
+                backends.push(("control", "postgres"));
+                Arc::new(PgControlStore::connect(url).await.context("[stores] postgres_url: cannot open the control store")?)
+            }
+            None => {
+                backends.push(("control", "sqlite"));
+                Arc::new(SqliteControlStore::open(dir.join("control.db")).await.context("cannot open the embedded control store")?)
+            }
+        };
+        let default_tenant = &cfg.agents.default_tenant;
+        control.ensure_tenant(default_tenant, default_tenant).await.context("cannot create the default tenant")?;
 
         let inner: Arc<dyn TimelineStore> = match (&s.mongodb_uri, cfg.data.timeline.as_str()) {
             (Some(_), _) => anyhow::bail!("[stores] mongodb_uri: not available yet"),
@@ -169,7 +184,7 @@ impl Stores {
             }
         };
 
-        Ok(Stores { timeline, hot, recordings, local_recordings, vectors, secrets, node_id: node_id(cfg), backends })
+        Ok(Stores { control, timeline, hot, recordings, local_recordings, vectors, secrets, node_id: node_id(cfg), backends })
     }
 
     /// Ships every buffered timeline event (call at shutdown).

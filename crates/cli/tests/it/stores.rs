@@ -1,6 +1,7 @@
-//! The server on the production data plane: Redis (active-call leases), S3 (recordings
-//! uploaded while the call runs), Vault (the Twilio auth token comes from there, not from the
-//! environment) and Qdrant, all real servers started by `scripts/services.sh`.
+//! The server on the production data plane: PostgreSQL (control store: the call's usage in the
+//! ledger, exactly once), Redis (active-call leases), S3 (recordings uploaded while the call
+//! runs), Vault (the Twilio auth token comes from there, not from the environment) and Qdrant,
+//! all real servers started by `scripts/services.sh`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -58,6 +59,8 @@ async fn a_call_on_the_production_data_plane() {
     let rig = rig_with(
         "stores",
         |c| {
+            c.agents.default_tenant = run.clone();
+            c.stores.postgres_url = Some(service_env("CF_TEST_POSTGRES_URL"));
             c.stores.redis_url = Some(redis_url.clone());
             c.stores.redis_prefix = Some(prefix.clone());
             c.stores.node_id = Some("node-a".into());
@@ -70,7 +73,7 @@ async fn a_call_on_the_production_data_plane() {
     )
     .await;
     let backends: HashMap<_, _> = rig.server.state.stores.backends.iter().cloned().collect();
-    assert_eq!((backends["hot"], backends["recordings"], backends["secrets"], backends["vectors"]), ("redis", "s3", "vault", "qdrant"));
+    assert_eq!((backends["control"], backends["hot"], backends["recordings"], backends["secrets"], backends["vectors"]), ("postgres", "redis", "s3", "vault", "qdrant"));
 
     // A person answers and talks; while the call runs its lease is counted in Redis.
     let hot = RedisHotState::connect(&redis_url, &prefix).await.unwrap();
@@ -117,5 +120,24 @@ async fn a_call_on_the_production_data_plane() {
     assert_eq!(reqwest::get(&link).await.unwrap().bytes().await.unwrap().len(), wav.len());
     let spool = rig.server.state.config.data.dir.join("spool/recordings").join(&tenant).join(format!("{id}.wav"));
     assert!(!spool.exists(), "the spooled file is removed after a successful upload");
+
+    // The call's usage is in the ledger, once, even when billed again (a retry or a replay).
+    let control = rig.server.state.stores.control.clone();
+    let mut totals = Vec::new();
+    for _ in 0..100 {
+        totals = control.usage_summary(&tenant, 0, i64::MAX).await.unwrap();
+        if totals.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let get = |m: &str| totals.iter().filter(|t| t.metric.as_str() == m).map(|t| t.quantity).sum::<i64>();
+    let usage_ev = ev.iter().find(|e| e["kind"] == "call_usage").expect("call_usage");
+    assert_eq!(get("call_ms"), usage_ev["data"]["call_ms"].as_i64().unwrap(), "{totals:?}");
+    assert!(get("stt_ms") > 500 && get("tts_characters") > 20, "{totals:?}");
+    let usage: callfunnel_media::engine::CallUsage = serde_json::from_value(usage_ev["data"].clone()).unwrap();
+    rig.server.state.calls.data.bill(&tenant, &id, &usage);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(control.usage_summary(&tenant, 0, i64::MAX).await.unwrap(), totals, "billed twice");
     rig.done();
 }

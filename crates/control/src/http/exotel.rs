@@ -52,8 +52,7 @@ async fn voicebot_url(State(s): State<AppState>, Query(p): Q) -> Response {
         return ApiError::bad_request("invalid_call_sid", "CallSid is missing or not a plain id").into_response();
     };
     let (from, to) = (q(&p, &["CallFrom", "From"]), q(&p, &["CallTo", "To"]));
-    let a = &s.config.agents;
-    if let Route::Agent { tenant_id, agent_id } = s.calls.numbers.route(to, &a.default_tenant, &a.default_agent) {
+    if let (Route::Agent { tenant_id, agent_id }, _) = s.calls.route(to).await {
         let plan = CallPlan { tenant_id, agent_id, from: from.into(), to: to.into(), direction: Direction::Inbound, carrier: Carrier::Exotel, carrier_sid: sid.into(), screening: None };
         s.registry.plans.insert(&call_id, plan);
     }

@@ -54,8 +54,7 @@ async fn voice(State(s): State<AppState>, Form(f): Params) -> Response {
     let sid = param(&f, "CallSid");
     let call_id = call_id_for(Carrier::Twilio, sid).unwrap_or_else(crate::routing::new_call_id);
     let (from, to) = (param(&f, "From"), param(&f, "To"));
-    let a = &s.config.agents;
-    match s.calls.numbers.route(to, &a.default_tenant, &a.default_agent) {
+    match s.calls.route(to).await.0 {
         Route::Unknown => {
             tracing::warn!(call_id, to, "call to an unknown number refused");
             s.calls.record(&call_id, "call_refused", json!({"carrier": "twilio", "to": to, "reason": "unknown number"})).await;
