@@ -52,3 +52,40 @@ async fn twiml_health_and_call_api() {
     stop.cancel();
     s.task.await.unwrap().unwrap();
 }
+
+/// Numbers come from `[[numbers]]` and from the control store (embedded SQLite here); a number
+/// neither knows is refused.
+#[tokio::test]
+async fn numbers_in_the_control_store_route_calls() {
+    let dir = std::env::temp_dir().join(format!("cf-api-numbers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = Config::default();
+    cfg.server.listen = ([127, 0, 0, 1], 0).into();
+    cfg.server.preload_models = false;
+    cfg.data.dir = dir.clone();
+    cfg.numbers = vec![callfunnel_control::config::NumberRoute { number: "+15550100".into(), tenant_id: "acme".into(), agent_id: "clinic".into() }];
+    let stop = CancellationToken::new();
+    let s = Server::start(cfg, stop.clone()).await.unwrap();
+    assert_eq!(s.state.stores.backends.iter().find(|b| b.0 == "control").unwrap().1, "sqlite");
+    let control = s.state.stores.control.clone();
+    control.ensure_tenant("globex", "Globex").await.unwrap();
+    control.assign_number("globex", "+15550177", "clinic-llm").await.unwrap();
+    let http = reqwest::Client::new();
+    let call = |to: &str| {
+        let (http, base, to) = (http.clone(), format!("http://{}", s.addr), to.replace('+', "%2B"));
+        async move {
+            http.post(format!("{base}/twilio/voice"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("CallSid=CA0123456789abcdef0123456789abcd01&From=%2B15550111&To={to}&Direction=inbound"))
+                .send().await.unwrap().text().await.unwrap()
+        }
+    };
+    let xml = call("+15550177").await;
+    assert!(xml.contains(r#"<Parameter name="tenant_id" value="globex"/>"#) && xml.contains(r#"value="clinic-llm""#), "{xml}");
+    let xml = call("+15550100").await;
+    assert!(xml.contains(r#"<Parameter name="tenant_id" value="acme"/>"#), "{xml}");
+    let xml = call("+15550999").await;
+    assert!(xml.contains("<Say") && xml.contains("<Hangup/>") && !xml.contains("<Stream"), "{xml}");
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
