@@ -36,6 +36,12 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         stop.cancel();
     });
+    let stores = server.state.stores.clone();
     server.task.await??;
+    // Calls have ended: ship what the timeline buffer still holds (what cannot be shipped
+    // now stays in its log on disk and ships at the next start).
+    if tokio::time::timeout(std::time::Duration::from_secs(10), stores.flush()).await.is_err() {
+        tracing::warn!("timeline buffer not drained within 10 s; the rest ships at the next start");
+    }
     Ok(())
 }

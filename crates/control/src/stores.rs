@@ -10,6 +10,7 @@ use callfunnel_data::control::{ControlStore, PgControlStore, SqliteControlStore}
 use callfunnel_data::hot::{HotConfig, HotState, MemoryHotState, RedisHotState};
 use callfunnel_data::recordings::{LocalRecordings, RecordingStore, S3Config, S3Recordings};
 use callfunnel_data::secrets::{LocalSecrets, Secret, SecretStore, SecretsKey, VaultAuth, VaultConfig, VaultSecrets};
+use callfunnel_data::timeline::{BufferConfig, BufferedTimeline, MongoTimeline, Retention};
 use callfunnel_data::vectors::{LocalVectors, QdrantVectors, VectorStore};
 use callfunnel_data::{FileTimeline, MemoryTimeline, TimelineStore};
 
@@ -21,6 +22,7 @@ pub struct Stores {
     pub control: Arc<dyn ControlStore>,
     /// Writes go through `buffer` (durable, off the call path); reads merge what is pending.
     pub timeline: Arc<dyn TimelineStore>,
+    pub buffer: Arc<BufferedTimeline>,
     pub hot: Arc<dyn HotState>,
     pub recordings: Arc<dyn RecordingStore>,
     /// Embedded mode: the recordings directory, where a call's tap writes directly.
@@ -99,9 +101,17 @@ impl Stores {
         };
         let default_tenant = &cfg.agents.default_tenant;
         control.ensure_tenant(default_tenant, default_tenant).await.context("cannot create the default tenant")?;
+        let mut retention = Retention { default_days: s.retention_days.unwrap_or(90), ..Default::default() };
+        for t in control.tenants().await.context("cannot list tenants")? {
+            retention.per_tenant.insert(t.id.clone(), t.plan.retention_days);
+        }
 
         let inner: Arc<dyn TimelineStore> = match (&s.mongodb_uri, cfg.data.timeline.as_str()) {
-            (Some(_), _) => anyhow::bail!("[stores] mongodb_uri: not available yet"),
+            (Some(uri), _) => {
+                backends.push(("timeline", "mongodb"));
+                let db = s.mongodb_database.clone().unwrap_or_else(|| "callfunnel".into());
+                Arc::new(MongoTimeline::connect(uri, &db, retention).await.context("[stores] mongodb_uri: cannot open the timeline store")?)
+            }
             (None, "memory") => {
                 backends.push(("timeline", "memory"));
                 Arc::new(MemoryTimeline::default())
@@ -111,7 +121,8 @@ impl Stores {
                 Arc::new(FileTimeline::open(dir.join("timelines"))?)
             }
         };
-        let timeline = inner;
+        let buffer = BufferedTimeline::open(inner, dir.join("timeline-buffer"), BufferConfig::default()).await.context("cannot open the timeline write buffer")?;
+        let timeline: Arc<dyn TimelineStore> = buffer.clone();
 
         let hot: Arc<dyn HotState> = match &s.redis_url {
             Some(url) => {
@@ -184,9 +195,13 @@ impl Stores {
             }
         };
 
-        Ok(Stores { control, timeline, hot, recordings, local_recordings, vectors, secrets, node_id: node_id(cfg), backends })
+        Ok(Stores { control, timeline, buffer, hot, recordings, local_recordings, vectors, secrets, node_id: node_id(cfg), backends })
     }
 
     /// Ships every buffered timeline event (call at shutdown).
-    pub async fn flush(&self) {}
+    pub async fn flush(&self) {
+        if let Err(e) = self.buffer.flush().await {
+            tracing::error!(error = %e, "timeline buffer flush failed; the events stay on disk and ship at the next start");
+        }
+    }
 }

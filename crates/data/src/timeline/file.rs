@@ -10,13 +10,15 @@ use crate::{check_id, DataError, Result};
 /// flushed per batch, so a crash loses at most the batch being written.
 pub struct FileTimeline {
     dir: PathBuf,
+    /// The last seq written per call file (read from the file the first time).
+    last_seq: parking_lot::Mutex<std::collections::HashMap<PathBuf, u64>>,
 }
 
 impl FileTimeline {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|source| DataError::Io { path: dir.display().to_string(), source })?;
-        Ok(FileTimeline { dir })
+        Ok(FileTimeline { dir, last_seq: Default::default() })
     }
 
     fn path(&self, tenant_id: &str, call_id: &str) -> Result<PathBuf> {
@@ -48,15 +50,30 @@ impl TimelineStore for FileTimeline {
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|source| DataError::Io { path: parent.display().to_string(), source })?;
         }
+        let known = self.last_seq.lock().get(&path).copied();
+        let mut last = match known {
+            Some(s) => s,
+            None => read_file(&path).await?.iter().map(|e| e.seq).max().unwrap_or(0),
+        };
         let mut buf = Vec::with_capacity(events.len() * 128);
         for e in events {
+            if e.seq != 0 && e.seq <= last {
+                continue; // already written (a replay)
+            }
+            last = last.max(e.seq);
             serde_json::to_writer(&mut buf, e).map_err(|e| DataError::Corrupt { path: path.display().to_string(), line: 0, message: e.to_string() })?;
             buf.push(b'\n');
         }
         let io = |source| DataError::Io { path: path.display().to_string(), source };
         let mut f = tokio::fs::OpenOptions::new().create(true).append(true).open(&path).await.map_err(io)?;
         f.write_all(&buf).await.map_err(io)?;
-        f.flush().await.map_err(io)
+        f.flush().await.map_err(io)?;
+        let mut cache = self.last_seq.lock();
+        if cache.len() >= 10_000 {
+            cache.clear(); // a cache: re-read from the files when needed
+        }
+        cache.insert(path, last);
+        Ok(())
     }
 
     async fn timeline(&self, tenant_id: &str, call_id: &str) -> Result<Vec<TimelineEvent>> {

@@ -17,7 +17,15 @@ impl TimelineStore for MemoryTimeline {
     async fn append(&self, tenant_id: &str, call_id: &str, events: &[TimelineEvent]) -> Result<()> {
         check_id(tenant_id)?;
         check_id(call_id)?;
-        self.calls.lock().entry((tenant_id.to_string(), call_id.to_string())).or_default().extend_from_slice(events);
+        let mut g = self.calls.lock();
+        let call = g.entry((tenant_id.to_string(), call_id.to_string())).or_default();
+        let mut last = call.iter().map(|e| e.seq).max().unwrap_or(0);
+        for e in events {
+            if e.seq == 0 || e.seq > last {
+                last = last.max(e.seq);
+                call.push(e.clone());
+            }
+        }
         Ok(())
     }
 

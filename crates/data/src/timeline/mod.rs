@@ -5,11 +5,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 
+mod buffer;
 mod file;
 mod memory;
+mod mongo;
+mod wal;
 
 pub use file::FileTimeline;
+pub use buffer::{BufferConfig, BufferedTimeline};
 pub use memory::MemoryTimeline;
+pub use mongo::{MongoTimeline, Retention};
 
 /// One event of a call. `kind` names it (`call_started`, `transcript`, `agent_said`, ...);
 /// `data` carries its fields.
@@ -36,7 +41,9 @@ pub struct CallSummary {
     pub ended: bool,
 }
 
-/// Every read is scoped to a tenant: another tenant's call is unknown.
+/// Every read is scoped to a tenant: another tenant's call is unknown. Events that carry a seq
+/// (given by the write buffer, increasing per call) are idempotent: an event whose seq is not
+/// above the call's last one is already there and is skipped, so a replay adds nothing.
 #[async_trait]
 pub trait TimelineStore: Send + Sync {
     /// Appends events to the timeline of `tenant_id`'s call, in order.
