@@ -1,7 +1,8 @@
 //! Do recording uploads keep up with real time? `cargo bench -p callfunnel-data --bench
-//! recordings -- [CALLS] [SECONDS] [SPEED]` (defaults 500 calls, 30 s, ×6) against the S3 test
+//! recordings -- [CALLS] [SECONDS] [SPEED]` (defaults 500 calls, 60 s, ×2) against the S3 test
 //! server (`scripts/services.sh up s3`). Each simulated call grows its dual-channel 8 kHz WAV
 //! (32 KB/s) SPEED times faster than real time, flushing once a second like the call's tap,
+//! for 0.5× to 1.5× SECONDS (calls end at different times),
 //! while `upload_growing_file` uploads it; at the end we measure how long after the call's end
 //! its object is complete. If every upload finishes promptly at ×SPEED, real time (×1) has a
 //! SPEED-fold margin.
@@ -38,7 +39,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let arg = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
-    let (calls, secs, speed) = (arg(0, 500) as usize, arg(1, 30), arg(2, 6));
+    let (calls, secs, speed) = (arg(0, 500) as usize, arg(1, 60), arg(2, 2));
     let cfg = S3Config {
         endpoint: service_env("CF_TEST_S3_ENDPOINT"),
         region: service_env("CF_TEST_S3_REGION"),
@@ -65,7 +66,9 @@ async fn main() {
                     // stagger the calls over the first second, as real calls are
                     tokio::time::sleep(Duration::from_millis((i as u64 * 997) % 1000)).await;
                     let chunk = vec![0x11u8; per_flush];
-                    for s in 0..secs {
+                    // calls end at different times, as real ones do: 0.5× to 1.5× the length
+                    let len = secs * (50 + (i as u64 * 37) % 101) / 100;
+                    for s in 0..len.max(1) {
                         let p = path.clone();
                         let c = chunk.clone();
                         tokio::task::spawn_blocking(move || {
@@ -102,7 +105,7 @@ async fn main() {
         multipart += usize::from(parts > 1);
     }
     let wall = t0.elapsed().as_secs_f64();
-    println!("| calls | call length | speed | data uploaded | multipart calls | wall | upload lag after call end p50 / p99 / max |");
+    println!("| calls | call length (mean) | speed | data uploaded | multipart calls | wall | upload lag after call end p50 / p99 / max |");
     println!("|---|---|---|---|---|---|---|");
     println!(
         "| {calls} | {secs} s | ×{speed} | {:.0} MB ({:.1} MB/s; real time for {calls} calls needs {:.1} MB/s) | {multipart} | {wall:.1} s | {:.0} / {:.0} / {:.0} ms |",

@@ -26,13 +26,15 @@ pub struct BufferConfig {
     pub segment_bytes: u64,
     /// Events shipped per backend request at most.
     pub ship_batch: usize,
+    /// Calls shipped at once (their requests run concurrently; each call's stay in order).
+    pub parallel: usize,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
 }
 
 impl Default for BufferConfig {
     fn default() -> Self {
-        BufferConfig { queue: 4096, segment_bytes: 64 << 20, ship_batch: 500, backoff_min: Duration::from_millis(50), backoff_max: Duration::from_secs(5) }
+        BufferConfig { queue: 4096, segment_bytes: 64 << 20, ship_batch: 5000, parallel: 16, backoff_min: Duration::from_millis(50), backoff_max: Duration::from_secs(5) }
     }
 }
 
@@ -140,7 +142,13 @@ impl TimelineStore for BufferedTimeline {
                 })
                 .collect()
         };
-        self.tx.send(Msg::Batch(records)).await.map_err(|_| crate::DataError::backend("timeline buffer", "writer stopped"))
+        // try_send first: no await point (and no scheduler yield) while the queue has room.
+        let closed = || crate::DataError::backend("timeline buffer", "writer stopped");
+        match self.tx.try_send(Msg::Batch(records)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(m)) => self.tx.send(m).await.map_err(|_| closed()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(closed()),
+        }
     }
 
     async fn timeline(&self, tenant_id: &str, call_id: &str) -> Result<Vec<TimelineEvent>> {
@@ -275,38 +283,38 @@ impl Shipper {
     }
 
     /// Ships records in order, one request per run of the same call; retries until done.
+    /// Ships a batch read from the log: one request per call (its events in log order), up to
+    /// `parallel` calls at once; each retried until it lands. The checkpoint moves past the
+    /// batch only when every call in it is done, so nothing is skipped and order per call holds.
     /// False when the buffer was dropped while the backend was down (the rest stays in the log).
     async fn ship(&mut self, batch: Vec<(Record, u64)>) -> bool {
-        let mut i = 0;
-        while i < batch.len() {
-            let (t, c) = (&batch[i].0.tenant_id, &batch[i].0.call_id);
-            let j = batch[i..].iter().position(|(r, _)| &r.tenant_id != t || &r.call_id != c).map_or(batch.len(), |k| i + k);
-            let events: Vec<TimelineEvent> = batch[i..j].iter().map(|(r, _)| r.event.clone()).collect();
-            let mut wait = self.cfg.backoff_min;
-            loop {
-                match self.inner.append(t, c, &events).await {
-                    Ok(()) => break,
-                    Err(crate::DataError::InvalidId(_)) => {
-                        tracing::error!(tenant_id = %t, call_id = %c, "timeline buffer: invalid id in the log; skipped");
-                        break;
-                    }
-                    Err(e) => {
-                        if self.written.has_changed().is_err() {
-                            return false;
-                        }
-                        *self.failures.lock() += 1;
-                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "timeline backend unavailable; events stay in the log");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(self.cfg.backoff_max);
-                    }
-                }
-            }
-            let mut m = self.max_seq.lock();
-            *m = events.iter().map(|e| e.seq).fold(*m, u64::max);
-            drop(m);
-            self.pos.offset = batch[j - 1].1;
-            i = j;
+        use futures::StreamExt;
+        let end = batch.last().map_or(self.pos.offset, |(_, off)| *off);
+        let mut groups: Vec<((String, String), Vec<TimelineEvent>)> = Vec::new();
+        let mut index: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+        for (r, _) in batch {
+            let key = (r.tenant_id, r.call_id);
+            let i = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push(r.event);
         }
+        let max = groups.iter().flat_map(|(_, es)| es.iter().map(|e| e.seq)).max().unwrap_or(0);
+        let results: Vec<bool> = futures::stream::iter(groups.into_iter().map(|((t, c), events)| {
+            let (inner, written, failures, cfg) = (self.inner.clone(), self.written.clone(), self.failures.clone(), self.cfg.clone());
+            async move { ship_call(inner, written, failures, cfg, t, c, events).await }
+        }))
+        .buffer_unordered(self.cfg.parallel.max(1))
+        .collect()
+        .await;
+        if results.iter().any(|ok| !ok) {
+            return false;
+        }
+        let mut m = self.max_seq.lock();
+        *m = (*m).max(max);
+        drop(m);
+        self.pos.offset = end;
         self.checkpoint();
         true
     }
@@ -317,5 +325,36 @@ impl Shipper {
             tracing::error!(error = %e, "timeline buffer: cannot write the checkpoint (events may be shipped again, deduplicated)");
         }
         let _ = self.shipped.send(self.pos);
+    }
+}
+
+/// Ships one call's events, retrying until they land (or the buffer is dropped: false).
+async fn ship_call(
+    inner: Arc<dyn TimelineStore>,
+    written: watch::Receiver<Pos>,
+    failures: Arc<Mutex<u64>>,
+    cfg: BufferConfig,
+    t: String,
+    c: String,
+    events: Vec<TimelineEvent>,
+) -> bool {
+    let mut wait = cfg.backoff_min;
+    loop {
+        match inner.append(&t, &c, &events).await {
+            Ok(()) => return true,
+            Err(crate::DataError::InvalidId(_)) => {
+                tracing::error!(tenant_id = %t, call_id = %c, "timeline buffer: invalid id in the log; skipped");
+                return true;
+            }
+            Err(e) => {
+                if written.has_changed().is_err() {
+                    return false;
+                }
+                *failures.lock() += 1;
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "timeline backend unavailable; events stay in the log");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(cfg.backoff_max);
+            }
+        }
     }
 }
