@@ -33,7 +33,9 @@ wait_port() { # wait_port PORT SECONDS NAME
 pid_alive() { [ -f "$CF_SERVICES_DIR/$1.pid" ] && kill -0 "$(cat "$CF_SERVICES_DIR/$1.pid")" 2>/dev/null; }
 start_bg() { # start_bg NAME CMD...: starts a daemon, records its PID, logs to NAME.log
   local name=$1; shift
-  nohup setsid "$@" >"$CF_SERVICES_DIR/$name.log" 2>&1 </dev/null &
+  # run from the services directory: a daemon must not depend on the caller's working
+  # directory (a deleted checkout would break servers that resolve paths against it)
+  (cd "$CF_SERVICES_DIR" && exec nohup setsid "$@" >"$CF_SERVICES_DIR/$name.log" 2>&1 </dev/null) &
   echo $! >"$CF_SERVICES_DIR/$name.pid"
 }
 stop_pid() { # stop_pid NAME: ends only the process this script started

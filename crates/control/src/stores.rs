@@ -205,3 +205,26 @@ impl Stores {
         }
     }
 }
+
+impl Stores {
+    /// Deletes recordings past each tenant's retention (S3 has lifecycle rules, but not every
+    /// S3-compatible server does, and the embedded store has none). Timelines on MongoDB expire
+    /// by their TTL index. Returns how many recordings were deleted.
+    pub async fn sweep_retention(&self) -> anyhow::Result<usize> {
+        let mut deleted = 0;
+        for t in self.control.tenants().await? {
+            let keep = std::time::Duration::from_secs(u64::from(t.plan.retention_days.max(1)) * 86_400);
+            let cutoff = std::time::SystemTime::now() - keep;
+            match self.recordings.delete_older_than(&t.id, cutoff).await {
+                Ok(gone) => {
+                    if !gone.is_empty() {
+                        tracing::info!(tenant_id = %t.id, deleted = gone.len(), days = t.plan.retention_days, "recordings past retention deleted");
+                    }
+                    deleted += gone.len();
+                }
+                Err(e) => tracing::warn!(tenant_id = %t.id, error = %e, "retention sweep failed for this tenant"),
+            }
+        }
+        Ok(deleted)
+    }
+}

@@ -86,6 +86,19 @@ async fn numbers_in_the_control_store_route_calls() {
     assert!(xml.contains(r#"<Parameter name="tenant_id" value="acme"/>"#), "{xml}");
     let xml = call("+15550999").await;
     assert!(xml.contains("<Say") && xml.contains("<Hangup/>") && !xml.contains("<Stream"), "{xml}");
+
+    // Retention: a tenant keeping 2 days loses a 3-day-old recording, keeps a fresh one.
+    let plan = callfunnel_data::control::Plan { max_concurrent_calls: None, monthly_minutes: None, retention_days: 2 };
+    control.set_plan("globex", plan).await.unwrap();
+    let rec = s.state.stores.recordings.clone();
+    rec.put("globex", "old-call", vec![1u8; 100].into()).await.unwrap();
+    rec.put("globex", "new-call", vec![2u8; 100].into()).await.unwrap();
+    let old = s.state.stores.local_recordings.as_ref().unwrap().path_of("globex", "old-call").unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&old).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400)).unwrap();
+    assert_eq!(s.state.stores.sweep_retention().await.unwrap(), 1);
+    let left: Vec<String> = rec.list("globex").await.unwrap().into_iter().map(|r| r.call_id).collect();
+    assert_eq!(left, ["new-call"]);
     stop.cancel();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -100,15 +100,17 @@ async fn a_call_on_the_production_data_plane() {
     // The recording went to S3 (uploaded while the call ran, finished at its end).
     let tenant = rig.server.state.calls.tenant_of(&id);
     let mut uploaded: Option<Value> = None;
+    let mut last = Value::Null;
     for _ in 0..200 {
         let tl: Value = rig.http.get(format!("{}/api/calls/{id}/timeline", rig.base)).send().await.unwrap().json().await.unwrap();
+        last = tl.clone();
         uploaded = tl["events"].as_array().unwrap().iter().find(|e| e["kind"] == "recording_uploaded" || e["kind"] == "recording_upload_failed").cloned();
         if uploaded.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let uploaded = uploaded.expect("no upload event");
+    let uploaded = uploaded.unwrap_or_else(|| panic!("no upload event (tenant {tenant}): {:?}", kinds_of(&last)));
     assert_eq!(uploaded["kind"], "recording_uploaded", "{uploaded}");
     let store = S3Recordings::new(&s3).unwrap();
     let wav = store.get(&tenant, &id).await.unwrap();
@@ -140,4 +142,8 @@ async fn a_call_on_the_production_data_plane() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(control.usage_summary(&tenant, 0, i64::MAX).await.unwrap(), totals, "billed twice");
     rig.done();
+}
+
+fn kinds_of(tl: &Value) -> Vec<String> {
+    tl["events"].as_array().map(|a| a.iter().map(|e| format!("{}#{}", e["kind"].as_str().unwrap_or(""), e["seq"])).collect()).unwrap_or_default()
 }

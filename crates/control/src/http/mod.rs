@@ -99,6 +99,21 @@ async fn heartbeat(stores: Stores, shutdown: CancellationToken) {
     }
 }
 
+/// Applies each tenant's retention to recordings: a minute after start, then every 6 hours.
+async fn retention(stores: Stores, shutdown: CancellationToken) {
+    let mut wait = std::time::Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if let Err(e) = stores.sweep_retention().await {
+            tracing::warn!(error = %e, "retention sweep failed");
+        }
+        wait = std::time::Duration::from_secs(6 * 3600);
+    }
+}
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -126,7 +141,8 @@ impl Server {
         let secrets: Arc<dyn SecretSource> = Arc::new(StoreSecrets { store: stores.secrets.clone(), fallback: secrets });
         let carriers = CarrierAuth::load(&config, secrets.as_ref()).await?;
         let state = AppState::new(config, shutdown.clone(), secrets, carriers, stores.clone())?;
-        tokio::spawn(heartbeat(stores, shutdown.clone()));
+        tokio::spawn(heartbeat(stores.clone(), shutdown.clone()));
+        tokio::spawn(retention(stores, shutdown.clone()));
         if state.config.server.preload_models && state.hub.missing().is_empty() {
             let hub = state.hub.clone();
             tokio::spawn(async move {
