@@ -235,7 +235,14 @@ impl ProviderHub {
         let chain: Arc<dyn TextToSpeech> = match members.len() {
             0 => anyhow::bail!("no text-to-speech provider available: {}", errors.join("; ")),
             // a single provider still gets the chain: it retries a failed turn on a new context
-            _ => Arc::new(TtsChain::new(members, Duration::from_millis(self.config.tts_first_audio_timeout_ms))),
+            _ => {
+                // The first-audio deadline catches a stalled cloud connection. An on-box model is
+                // never stalled, only slowed when the cores are busy (a long Whisper decode beside
+                // it): cutting it off would fail a turn that is merely late.
+                let on_box = names.iter().all(|n| n == "local");
+                let deadline = if on_box { self.config.tts_first_audio_timeout_ms.max(10_000) } else { self.config.tts_first_audio_timeout_ms };
+                Arc::new(TtsChain::new(members, Duration::from_millis(deadline)))
+            }
         };
         chains.insert(key, chain.clone());
         Ok(chain)
