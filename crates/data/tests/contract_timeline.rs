@@ -96,7 +96,7 @@ async fn mongodb_indexes_and_per_tenant_retention() {
     let retention = Retention { default_days: 90, per_tenant: [("short".to_string(), 7)].into() };
     let m = mongo(retention).await;
     let names = m.index_names().await.unwrap();
-    for want in ["tenant_id_1_started_unix_ms_-1", "tenant_id_1_call_id_1", "expire_at_1", "call_events.call_id_1_seq_1", "call_events.expire_at_1"] {
+    for want in ["tenant_id_1_started_unix_ms_-1", "tenant_id_1_call_id_1", "expire_at_1", "call_events.tenant_id_1_call_id_1_seq_1", "call_events.call_id_1_seq_1", "call_events.expire_at_1"] {
         assert!(names.iter().any(|n| n == want), "index {want} missing: {names:?}");
     }
     m.append("short", "c1", &[ev(0, "call_started")]).await.unwrap();
@@ -109,6 +109,17 @@ async fn mongodb_indexes_and_per_tenant_retention() {
     let (short, long) = (days("short").await, days("long").await);
     assert!((6.9..7.1).contains(&short), "{short}");
     assert!((89.9..90.1).contains(&long), "{long}");
+}
+
+/// Two tenants may use the same call id (and even the same seqs): neither shadows the other.
+#[tokio::test]
+async fn mongodb_same_call_id_in_two_tenants() {
+    let m = mongo(Retention::default()).await;
+    let e = |kind: &str| TimelineEvent { seq: 7, ..ev(1, kind) };
+    m.append("a", "same", &[e("from-a")]).await.unwrap();
+    m.append("b", "same", &[e("from-b")]).await.unwrap();
+    assert_eq!(kinds(&m.timeline("a", "same").await.unwrap()), ["from-a"]);
+    assert_eq!(kinds(&m.timeline("b", "same").await.unwrap()), ["from-b"]);
 }
 
 #[tokio::test]

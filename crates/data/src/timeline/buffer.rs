@@ -2,7 +2,7 @@
 //! are queued (never waiting on the backend); a writer task appends them to a log on local
 //! disk (fsync per batch), and a shipper task sends the log to the backend in order, retrying
 //! with capped backoff while it is down, then moves a checkpoint. On open, whatever is after
-//! the checkpoint is shipped again; the backend's (call_id, seq) uniqueness makes that
+//! the checkpoint is shipped again; the backend's per-call seq uniqueness makes that
 //! exactly once. The shipper reads from disk, so an outage costs disk, not memory.
 
 use std::io::Write;

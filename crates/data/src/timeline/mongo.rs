@@ -1,5 +1,5 @@
 //! The production timeline: MongoDB. `calls` holds one summary per call, `call_events` the
-//! append-only events. Re-sending an event with the same (call_id, seq) is a no-op, so the
+//! append-only events. Re-sending an event with the same (tenant_id, call_id, seq) is a no-op, so the
 //! write buffer can replay after a crash without duplicates. Retention per tenant: both
 //! collections carry `expire_at` under a TTL index.
 
@@ -69,8 +69,9 @@ impl MongoTimeline {
         t.calls.create_index(idx(doc! {"tenant_id": 1, "started_unix_ms": -1}, None)).await.map_err(err)?;
         t.calls.create_index(idx(doc! {"tenant_id": 1, "call_id": 1}, Some(unique()))).await.map_err(err)?;
         t.calls.create_index(idx(doc! {"expire_at": 1}, Some(ttl()))).await.map_err(err)?;
-        t.events.create_index(idx(doc! {"call_id": 1, "seq": 1}, Some(unique()))).await.map_err(err)?;
-        t.events.create_index(idx(doc! {"tenant_id": 1, "call_id": 1, "seq": 1}, None)).await.map_err(err)?;
+        // Unique per tenant: another tenant's call with the same id can never shadow events.
+        t.events.create_index(idx(doc! {"tenant_id": 1, "call_id": 1, "seq": 1}, Some(unique()))).await.map_err(err)?;
+        t.events.create_index(idx(doc! {"call_id": 1, "seq": 1}, None)).await.map_err(err)?;
         t.events.create_index(idx(doc! {"expire_at": 1}, Some(ttl()))).await.map_err(err)?;
         Ok(t)
     }
