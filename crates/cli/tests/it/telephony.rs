@@ -233,7 +233,8 @@ async fn the_api_hangs_up_and_a_warm_transfer_whispers_a_brief() {
     // Wait until the agent has greeted, then hang up through our API.
     for _ in 0..300 {
         let tl: Value = rig.http.get(format!("{}/api/calls/{id}/timeline", rig.base)).send().await.unwrap().json().await.unwrap_or_default();
-        if tl["events"].as_array().is_some_and(|e| e.iter().any(|x| x["kind"] == "agent_said")) {
+        // a greeting actually heard (an interrupted, empty one does not count)
+        if tl["events"].as_array().is_some_and(|e| e.iter().any(|x| x["kind"] == "agent_said" && x["data"]["text"].as_str().is_some_and(|t| !t.is_empty()))) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
