@@ -170,6 +170,7 @@ pub struct Calls {
     pub data: CallData,
     pub registry: Arc<CallRegistry>,
     pub numbers: NumberTable,
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     pub shutdown: CancellationToken,
 }
 
@@ -245,13 +246,13 @@ impl Calls {
         }
     }
 
-    /// A number we do not serve: say so politely, then hang up.
-    async fn refuse(&self, call_id: &str, start: &CallStart, io: CarrierIo) -> CallEnd {
-        tracing::warn!(call_id, to = %start.to, "call to an unknown number refused");
-        self.record(call_id, "call_refused", serde_json::json!({"to": start.to, "reason": "unknown number"})).await;
+    /// A call we do not take: say `text` politely, then hang up.
+    async fn refuse(&self, call_id: &str, start: &CallStart, io: CarrierIo, text: &str, reason: &str, code: &str) -> CallEnd {
+        tracing::warn!(call_id, to = %start.to, reason, "call refused");
+        self.record(call_id, "call_refused", serde_json::json!({"to": start.to, "reason": reason, "code": code})).await;
         let a = &self.config.agents;
         if let Ok(cp) = self.hub.for_call(&a.default_tenant, &a.default_agent, &a.voice, &a.language).await {
-            let text = self.config.telephony.unknown_number_message.clone();
+            let text = text.to_string();
             let cfg = TtsConfig { voice: cp.voice, language: cp.language, sample_rate: 8000 };
             if let Ok(pcm) = synthesize(cp.providers.tts.as_ref(), cfg, &text).await {
                 for frame in pcm.chunks(160) {
@@ -264,7 +265,7 @@ impl Calls {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         }
-        let end = CallEnd::AgentEnded { reason: "unknown number".into() };
+        let end = CallEnd::AgentEnded { reason: reason.into() };
         let _ = io.outbound.send(CarrierOut::Close(end.clone())).await;
         end
     }
@@ -293,10 +294,20 @@ impl CallHandler for Calls {
     async fn run(&self, call_id: String, start: CallStart, io: CarrierIo) -> CallEnd {
         self.registry.note_sid(&start.call_sid, &call_id);
         let Some(plan) = self.plan_for(&call_id, &start).await else {
-            let end = self.refuse(&call_id, &start, io).await;
+            let end = self.refuse(&call_id, &start, io, &self.config.telephony.unknown_number_message.clone(), "unknown number", "unknown_number").await;
             self.registry.finish(&call_id, end.clone());
             return end;
         };
+        // admission (again, for calls a webhook already admitted: the lease is refreshed)
+        let providers = crate::admission::primary_providers(&self.config, &plan.agent_id);
+        if let Err(r) = crate::admission::admit(&self.data.stores, &self.config, &plan.tenant_id, &call_id, &providers).await {
+            self.registry.plans.remove(&call_id);
+            self.registry.plans.note_owner(&call_id, &plan.tenant_id);
+            let end = self.refuse(&call_id, &start, io, &self.config.telephony.plan_limit_message.clone(), &r.to_string(), r.code()).await;
+            crate::admission::release(&self.data.stores, &call_id).await;
+            self.registry.finish(&call_id, end.clone());
+            return end;
+        }
         self.registry.plans.remove(&call_id);
         self.registry.plans.note_owner(&call_id, &plan.tenant_id);
         let agents = &self.config.agents;
@@ -318,6 +329,9 @@ impl CallHandler for Calls {
         tracing::info!(call_id, tenant_id = %ctx.tenant_id, agent_id = %ctx.agent_id, carrier = start.carrier.as_str(), %carrier_sid, direction = ?plan.direction, "call started");
         self.record(&call_id, "carrier_stream_started", serde_json::json!({"carrier": start.carrier, "carrier_sid": carrier_sid, "stream_sid": start.stream_sid,
             "audio": start.audio, "sample_rate": start.sample_rate, "direction": plan.direction, "from": plan.from, "to": plan.to})).await;
+        let hook = serde_json::json!({"call_id": call_id, "agent_id": ctx.agent_id, "direction": plan.direction, "carrier": start.carrier, "from": plan.from, "to": plan.to});
+        self.webhooks.emit(&ctx.tenant_id, "call.started", hook.clone()).await;
+        let started_ms = unix_ms();
         let end = match self.hub.for_call(&ctx.tenant_id, &ctx.agent_id, &agents.voice, &agents.language).await {
             Ok(cp) => {
                 let context = CallContext { language: cp.language.clone(), ..ctx.clone() };
@@ -359,6 +373,10 @@ impl CallHandler for Calls {
         };
         tracing::info!(call_id, end = ?end, "call ended");
         self.data.ended(&call_id).await;
+        let mut hook = hook;
+        hook["end"] = serde_json::to_value(&end).unwrap_or_default();
+        hook["duration_ms"] = serde_json::json!(unix_ms().saturating_sub(started_ms));
+        self.webhooks.emit(&ctx.tenant_id, "call.ended", hook).await;
         self.registry.finish(&call_id, end.clone());
         end
     }

@@ -14,11 +14,11 @@ pub use crate::stores_config::{S3Config, StoresConfig, VaultConfig};
 pub use crate::telephony_config::{ExotelConfig, NumberRoute, TelephonyConfig, TwilioConfig};
 
 /// `CALLFUNNEL_*` variables that are not configuration keys (keys, tool settings).
-const NOT_CONFIG: [&str; 21] = [
+const NOT_CONFIG: [&str; 23] = [
     "models_dir", "log_format", "log_level", "config", "sdk_venv",
     "deepgram_api_key", "anthropic_api_key", "cartesia_api_key", "sarvam_api_key", "voyage_api_key",
     "twilio_auth_token", "twilio_auth_token_secondary", "twilio_webhook_key", "exotel_api_key", "exotel_api_token", "exotel_stream_auth",
-    "s3_secret_access_key", "vault_token", "vault_secret_id", "qdrant_api_key", "secrets_key",
+    "s3_secret_access_key", "vault_token", "vault_secret_id", "qdrant_api_key", "secrets_key", "call_token_secret", "token",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +37,21 @@ pub struct Config {
     pub exotel: ExotelConfig,
     /// Inbound routing: each number we answer and its agent.
     pub numbers: Vec<NumberRoute>,
+    pub auth: crate::auth::AuthConfig,
+    pub campaigns: CampaignsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CampaignsConfig {
+    /// How often the dialer settles calls and places new ones (ms).
+    pub tick_ms: u64,
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        CampaignsConfig { tick_ms: 2000 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,6 +138,8 @@ impl Default for Config {
             twilio: TwilioConfig::default(),
             exotel: ExotelConfig::default(),
             numbers: Vec::new(),
+            auth: crate::auth::AuthConfig::default(),
+            campaigns: CampaignsConfig::default(),
         }
     }
 }

@@ -1,8 +1,12 @@
 //! Control plane: configuration, provider wiring, the HTTP/WebSocket server and its API.
 
+pub mod admission;
 pub mod agents;
+pub mod api;
+pub mod auth;
 pub mod call_data;
 pub mod calls;
+pub mod campaigns;
 pub mod carriers;
 pub mod config;
 pub mod http;
@@ -13,6 +17,8 @@ pub mod store_secrets;
 pub mod stores;
 pub mod stores_config;
 pub mod telephony_config;
+pub mod tool_net;
+pub mod webhooks;
 
 pub use config::Config;
 pub use http::{AppState, Server};

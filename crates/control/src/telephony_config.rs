@@ -26,13 +26,16 @@ pub struct TelephonyConfig {
     pub record: bool,
     /// Said to callers of a number that is not in `[[numbers]]`, before hanging up.
     pub unknown_number_message: String,
+    /// Said (then the call ends) when the tenant's plan refuses a call: minutes used up,
+    /// too many calls at once, or a provider the plan does not allow.
+    pub plan_limit_message: String,
     /// Default answer to voicemail on outbound calls when the agent sets none.
     pub voicemail_message: Option<String>,
 }
 
 impl Default for TelephonyConfig {
     fn default() -> Self {
-        TelephonyConfig { record: true, unknown_number_message: "Sorry, this number is not in service. Goodbye.".into(), voicemail_message: None }
+        TelephonyConfig { record: true, unknown_number_message: "Sorry, this number is not in service. Goodbye.".into(), plan_limit_message: "Sorry, we cannot take your call right now. Please try again later. Goodbye.".into(), voicemail_message: None }
     }
 }
 

@@ -24,11 +24,35 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// The JSON body: `{"message", "code", "type"}`.
+    pub fn body(&self) -> serde_json::Value {
+        let kind = if self.status.is_server_error() {
+            "internal"
+        } else if matches!(self.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            "auth"
+        } else {
+            "invalid_request"
+        };
+        serde_json::json!({"message": self.message, "code": self.code, "type": kind})
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let kind = if self.status.is_server_error() { "internal" } else { "invalid_request" };
-        (self.status, Json(serde_json::json!({"message": self.message, "code": self.code, "type": kind}))).into_response()
+        let mut r = (self.status, Json(self.body())).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            let v = format!("Bearer error=\"invalid_token\", error_description=\"{}\"", self.code);
+            if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+                r.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, v);
+            }
+        }
+        r
     }
 }

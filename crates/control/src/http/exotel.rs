@@ -16,6 +16,7 @@ use callfunnel_media::engine::{CallCommand, CallEnd};
 use callfunnel_media::exotel::ExotelCodec;
 use serde_json::json;
 
+use super::media::StreamAuth;
 use super::{ApiError, AppState};
 use crate::routing::{call_id_for, new_call_id, CallPlan, Direction};
 use crate::telephony_config::Route;
@@ -25,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/exotel/voicebot", get(voicebot_url))
         .route("/exotel/media", any(media_static))
         .route("/exotel/media/{call_id}", any(media))
+        .route("/exotel/media/{call_id}/{token}", any(media_with_token))
         .route("/exotel/status", post(status))
         .route("/exotel/status/{call_id}", post(status_for))
         .route("/exotel/passthru", get(passthru))
@@ -57,24 +59,33 @@ async fn voicebot_url(State(s): State<AppState>, Query(p): Q) -> Response {
         s.registry.plans.insert(&call_id, plan);
     }
     // An unknown number still gets a stream: the call handler speaks the refusal on it.
-    let url = s.public_ws(&format!("/exotel/media/{call_id}?sample-rate={}", s.config.exotel.sample_rate));
+    let url = s.media_url("exotel", &call_id, Some(s.config.exotel.sample_rate));
     Json(json!({"url": url})).into_response()
 }
 
-async fn media_static(State(s): State<AppState>, headers: HeaderMap, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
-    upgrade(s, new_call_id(), headers, ws)
+type Ws = Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+
+/// The static stream URL of an Exotel flow: no call token can be in it, so it is accepted only
+/// when Exotel authenticates with the configured Basic credentials.
+async fn media_static(State(s): State<AppState>, headers: HeaderMap, ws: Ws) -> Response {
+    let auth = if s.carriers.exotel_stream_auth.is_some() { StreamAuth::Carrier } else { StreamAuth::CallToken(None) };
+    upgrade(s, new_call_id(), auth, headers, ws)
 }
 
-async fn media(State(s): State<AppState>, Path(call_id): Path<String>, headers: HeaderMap, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
-    upgrade(s, call_id, headers, ws)
+async fn media(State(s): State<AppState>, Path(call_id): Path<String>, headers: HeaderMap, ws: Ws) -> Response {
+    upgrade(s, call_id, StreamAuth::CallToken(None), headers, ws)
 }
 
-fn upgrade(s: AppState, call_id: String, headers: HeaderMap, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
+async fn media_with_token(State(s): State<AppState>, Path((call_id, token)): Path<(String, String)>, headers: HeaderMap, ws: Ws) -> Response {
+    upgrade(s, call_id, StreamAuth::CallToken(Some(&token)), headers, ws)
+}
+
+fn upgrade(s: AppState, call_id: String, auth: StreamAuth, headers: HeaderMap, ws: Ws) -> Response {
     if !authorized(&s, &headers) {
         tracing::warn!(call_id, "Exotel stream refused: bad or missing Basic credentials");
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"callfunnel\"")], ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Basic credentials required")).into_response();
     }
-    super::media::upgrade(&s, call_id, ws, ExotelCodec::default())
+    super::media::upgrade(&s, call_id, auth, ws, ExotelCodec::default())
 }
 
 async fn status(State(s): State<AppState>, Form(f): Form<HashMap<String, String>>) -> Response {
@@ -103,6 +114,7 @@ async fn record_status(s: &AppState, call_id: &str, f: &HashMap<String, String>)
         .await;
     if applied && matches!(status.as_str(), "busy" | "no-answer" | "failed") {
         s.registry.plans.remove(call_id);
+        crate::admission::release(&s.stores, call_id).await;
     }
     if applied && status == "completed" && s.registry.get_active(call_id).is_some() {
         s.registry.command(call_id, CallCommand::Hangup { reason: "carrier reported the call completed".into() }).await;

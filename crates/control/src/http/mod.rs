@@ -1,11 +1,12 @@
 //! The HTTP/WebSocket server: carrier webhooks and media streams, health, and the call API.
 
-mod api;
+mod dev_oidc;
 mod error;
 mod exotel;
 mod health;
 mod media;
-mod outbound;
+pub mod outbound;
+mod recordings;
 mod twilio;
 mod twilio_auth;
 
@@ -34,6 +35,9 @@ use crate::telephony_config::NumberTable;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    pub auth: Arc<crate::auth::Auth>,
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
+    pub dialer: Arc<crate::campaigns::Dialer>,
     pub hub: Arc<ProviderHub>,
     pub store: Arc<dyn TimelineStore>,
     pub stores: Stores,
@@ -48,14 +52,18 @@ impl AppState {
         let store = stores.timeline.clone();
         let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.models.whisper_threads, config.agents.dir.clone(), config.providers.clone(), secrets));
         let registry = Arc::new(CallRegistry::default());
+        let auth = Arc::new(crate::auth::Auth::open(&config, stores.control.clone())?);
+        let sender: Arc<dyn crate::webhooks::Sender> = Arc::new(crate::webhooks::HttpSender(crate::tool_net::webhook_client(&config)?));
+        let webhooks = crate::webhooks::Webhooks::start(stores.control.clone(), sender, std::time::Duration::from_secs(1), shutdown.clone());
         let numbers = NumberTable::new(&config.numbers);
         let data = CallData {
             stores: stores.clone(),
             spool: config.data.dir.join("spool").join("recordings"),
             keep_local: config.stores.s3.as_ref().is_some_and(|s| s.keep_local),
         };
-        let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), data, registry: registry.clone(), numbers, shutdown: shutdown.clone() });
-        Ok(AppState { config: Arc::new(config), hub, store, stores, registry, calls, carriers: Arc::new(carriers), shutdown })
+        let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), data, registry: registry.clone(), numbers, webhooks: webhooks.clone(), shutdown: shutdown.clone() });
+        let dialer = Arc::new(crate::campaigns::Dialer::default());
+        Ok(AppState { config: Arc::new(config), auth, webhooks, dialer, hub, store, stores, registry, calls, carriers: Arc::new(carriers), shutdown })
     }
 }
 
@@ -71,6 +79,19 @@ impl AppState {
     pub fn public_ws(&self, path: &str) -> String {
         format!("{}://{}{path}", self.config.server.public_ws_scheme, self.config.server.public_host)
     }
+
+    /// The media stream URL of a call this server created, with its call token in the path:
+    /// `wss://HOST/CARRIER/media/CALL_ID/TOKEN` (Exotel adds `?sample-rate=`).
+    pub fn media_url(&self, carrier: &str, call_id: &str, sample_rate: Option<u32>) -> String {
+        let token = self.auth.call_tokens.mint(call_id);
+        let q = sample_rate.map(|r| format!("?sample-rate={r}")).unwrap_or_default();
+        self.public_ws(&format!("/{carrier}/media/{call_id}/{token}{q}"))
+    }
+
+    /// Refuses a webhook URL the tool network policy would not let us reach.
+    pub async fn webhook_url_allowed(&self, url: &str) -> Result<(), ApiError> {
+        crate::tool_net::check_url(&self.config, url).await.map_err(|e| ApiError::bad_request("url_not_allowed", e))
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -78,8 +99,9 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(twilio::routes(state.clone()))
         .merge(exotel::routes())
-        .merge(api::routes())
-        .merge(outbound::routes())
+        .merge(crate::api::routes())
+        .merge(dev_oidc::routes())
+        .merge(recordings::routes())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -143,6 +165,7 @@ impl Server {
         let state = AppState::new(config, shutdown.clone(), secrets, carriers, stores.clone())?;
         tokio::spawn(heartbeat(stores.clone(), shutdown.clone()));
         tokio::spawn(retention(stores, shutdown.clone()));
+        tokio::spawn(state.dialer.clone().run(state.clone(), std::time::Duration::from_millis(state.config.campaigns.tick_ms.max(100)), shutdown.clone()));
         if state.config.server.preload_models && state.hub.missing().is_empty() {
             let hub = state.hub.clone();
             tokio::spawn(async move {

@@ -1,52 +1,55 @@
-//! The call API (write side): place an outbound call through Twilio or Exotel, hang up a call.
+//! Placing an outbound call through Twilio or Exotel and hanging up a call: the work behind
+//! `POST /v1/calls`, `POST /v1/calls/{id}/hangup` and the campaign dialer.
 
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use callfunnel_media::carrier::Carrier;
 use callfunnel_media::engine::{CallCommand, VoicemailAction};
 use callfunnel_telephony::exotel::rest::{ConnectFlow, ConnectStream};
 use callfunnel_telephony::twilio::rest::{CreateCall, HangupOutcome};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::calls::outbound_screening;
 use crate::routing::{new_call_id, CallPlan, Direction};
 
-pub fn routes() -> Router<AppState> {
-    // POST /api/calls (place) shares its path with the list: api.rs routes it.
-    Router::new().route("/api/calls/{call_id}/hangup", post(hangup))
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct PlaceCall {
-    to: String,
+pub struct PlaceCall {
+    /// The number to call, E.164 (`+15550100199`).
+    pub to: String,
+    /// Caller id (default: the carrier's configured number).
     #[serde(default)]
-    from: Option<String>,
+    pub from: Option<String>,
+    /// `twilio` (default) or `exotel`.
     #[serde(default)]
-    carrier: Option<String>,
+    pub carrier: Option<String>,
+    /// The tenant's agent that talks (default: the configured default agent).
     #[serde(default)]
-    tenant_id: Option<String>,
-    #[serde(default)]
-    agent_id: Option<String>,
+    pub agent_id: Option<String>,
     /// Check for voicemail before greeting (default true).
     #[serde(default)]
-    screen: Option<bool>,
+    pub screen: Option<bool>,
     /// Override the agent's voicemail answer.
     #[serde(default)]
-    voicemail: Option<VoicemailAction>,
+    #[schema(value_type = Option<Object>)]
+    pub voicemail: Option<VoicemailAction>,
+    /// Template variables for this call (recorded on its timeline).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub variables: Option<Value>,
+    /// Set by the campaign dialer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
 }
 
-fn valid_number(n: &str) -> bool {
+pub fn valid_number(n: &str) -> bool {
     let digits = n.strip_prefix('+').unwrap_or(n);
     (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-pub(super) async fn place(State(s): State<AppState>, body: Result<Json<PlaceCall>, axum::extract::rejection::JsonRejection>) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
+/// Places a call for `tenant` after admission (plan limits); returns `{call_id, carrier, carrier_sid, status}`.
+pub async fn place_call(s: &AppState, tenant: &str, req: PlaceCall) -> Result<Value, ApiError> {
     if !valid_number(&req.to) {
         return Err(ApiError::bad_request("invalid_number", format!("`to` must be a phone number like +15550100199, got `{}`", req.to.chars().take(40).collect::<String>())));
     }
@@ -56,14 +59,30 @@ pub(super) async fn place(State(s): State<AppState>, body: Result<Json<PlaceCall
         other => return Err(ApiError::bad_request("invalid_carrier", format!("carrier `{other}`: use `twilio` or `exotel`"))),
     };
     let a = &s.config.agents;
+    let agent_id = req.agent_id.clone().unwrap_or_else(|| a.default_agent.clone());
+    callfunnel_data::check_id(&agent_id).map_err(|e| ApiError::bad_request("invalid_agent_id", e.to_string()))?;
     let call_id = new_call_id();
+    let providers = crate::admission::primary_providers(&s.config, &agent_id);
+    if let Err(r) = crate::admission::admit(&s.stores, &s.config, tenant, &call_id, &providers).await {
+        let status = if matches!(r, crate::admission::Refusal::Unavailable(_)) { StatusCode::SERVICE_UNAVAILABLE } else if matches!(r, crate::admission::Refusal::Concurrency(_)) { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::PAYMENT_REQUIRED };
+        return Err(ApiError::new(status, r.code(), r.to_string()));
+    }
+    let placed = place_admitted(s, tenant, agent_id, carrier, &call_id, req).await;
+    if placed.is_err() {
+        crate::admission::release(&s.stores, &call_id).await;
+    }
+    placed
+}
+
+async fn place_admitted(s: &AppState, tenant: &str, agent_id: String, carrier: Carrier, call_id: &str, req: PlaceCall) -> Result<Value, ApiError> {
+    let call_id = call_id.to_string();
     let mut screening = (req.screen != Some(false)).then(outbound_screening);
     if let (Some(sc), Some(v)) = (screening.as_mut(), req.voicemail.clone()) {
         sc.voicemail = v;
     }
     let mut plan = CallPlan {
-        tenant_id: req.tenant_id.clone().unwrap_or_else(|| a.default_tenant.clone()),
-        agent_id: req.agent_id.clone().unwrap_or_else(|| a.default_agent.clone()),
+        tenant_id: tenant.to_string(),
+        agent_id,
         from: String::new(),
         to: req.to.clone(),
         direction: Direction::Outbound,
@@ -109,7 +128,7 @@ pub(super) async fn place(State(s): State<AppState>, body: Result<Json<PlaceCall
                 let stream = ConnectStream {
                     from: req.to.clone(),
                     caller_id: plan.from.clone(),
-                    stream_url: with_credentials(&s.public_ws(&format!("/exotel/media/{call_id}?sample-rate={}", e.sample_rate)), s.carriers.exotel_stream_auth.as_ref().map(|a| a.expose())),
+                    stream_url: with_credentials(&s.media_url("exotel", &call_id, Some(e.sample_rate)), s.carriers.exotel_stream_auth.as_ref().map(|a| a.expose())),
                     status_callback,
                     custom_field: Some(call_id.clone()),
                     ..Default::default()
@@ -135,9 +154,11 @@ pub(super) async fn place(State(s): State<AppState>, body: Result<Json<PlaceCall
     };
     s.registry.plans.set_carrier_sid(&call_id, &sid);
     s.registry.note_sid(&sid, &call_id);
-    s.calls.record(&call_id, "carrier_call", json!({"carrier": carrier, "direction": "outbound", "call_sid": sid, "from": plan.from, "to": plan.to, "tenant_id": plan.tenant_id, "agent_id": plan.agent_id})).await;
+    s.calls
+        .record(&call_id, "carrier_call", json!({"carrier": carrier, "direction": "outbound", "call_sid": sid, "from": plan.from, "to": plan.to, "tenant_id": plan.tenant_id, "agent_id": plan.agent_id, "variables": req.variables, "campaign_id": req.campaign_id}))
+        .await;
     tracing::info!(call_id, carrier = carrier.as_str(), carrier_sid = %sid, "outbound call placed");
-    Ok((StatusCode::CREATED, Json(json!({"call_id": call_id, "carrier": carrier, "carrier_sid": sid, "status": status}))))
+    Ok(json!({"call_id": call_id, "carrier": carrier, "carrier_sid": sid, "status": status}))
 }
 
 /// Exotel authenticates its WebSocket with credentials written into the URL (`wss://u:p@host`).
@@ -157,12 +178,13 @@ fn carrier_error(carrier: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, "carrier_error", format!("{carrier}: {e}"))
 }
 
-/// Ends a live call: the engine stops at once, and the carrier is told to hang up (a call the
-/// carrier already ended counts as done).
-async fn hangup(State(s): State<AppState>, Path(call_id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    callfunnel_data::check_id(&call_id).map_err(|e| ApiError::bad_request("invalid_call_id", e.to_string()))?;
-    let active = s.registry.get_active(&call_id);
-    let planned = s.registry.plans.get(&call_id);
+/// Ends `tenant`'s live call: the engine stops at once, and the carrier is told to hang up (a
+/// call the carrier already ended counts as done). Another tenant's call is "not active".
+pub async fn hangup_call(s: &AppState, tenant: &str, call_id: &str) -> Result<Value, ApiError> {
+    callfunnel_data::check_id(call_id).map_err(|e| ApiError::bad_request("invalid_call_id", e.to_string()))?;
+    let call_id = call_id.to_string();
+    let active = s.registry.get_active(&call_id).filter(|a| a.tenant_id == tenant);
+    let planned = s.registry.plans.get(&call_id).filter(|p| p.tenant_id == tenant);
     let (carrier, sid) = match (&active, &planned) {
         (Some(a), _) => (a.carrier, a.carrier_sid.clone()),
         (None, Some(p)) => (p.carrier, p.carrier_sid.clone()),
@@ -181,5 +203,5 @@ async fn hangup(State(s): State<AppState>, Path(call_id): Path<String>) -> Resul
         }
     }
     s.calls.record(&call_id, "hangup_api", json!({"engine_stopped": engine_stopped, "carrier": carrier_result})).await;
-    Ok(Json(json!({"call_id": call_id, "hung_up": true, "carrier": carrier_result})))
+    Ok(json!({"call_id": call_id, "hung_up": true, "carrier": carrier_result}))
 }

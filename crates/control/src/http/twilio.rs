@@ -16,6 +16,7 @@ use callfunnel_media::twilio::{twiml, TwilioCodec};
 use serde_json::json;
 
 use super::AppState;
+use super::media::StreamAuth;
 use crate::routing::{call_id_for, CallPlan, Direction};
 use crate::telephony_config::Route;
 
@@ -28,6 +29,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/twilio/after/{call_id}", post(after_stream))
         .route("/twilio/whisper/{call_id}", post(whisper))
         .route("/twilio/media/{call_id}", any(media))
+        .route("/twilio/media/{call_id}/{token}", any(media_with_token))
         .layer(axum::middleware::from_fn_with_state(state, super::twilio_auth::require_signature))
 }
 
@@ -44,7 +46,7 @@ fn param<'a>(f: &'a HashMap<String, String>, k: &str) -> &'a str {
 /// `<Connect><Stream>` to our media WebSocket for `call_id` (the id travels in the path:
 /// Twilio forbids a query string), with the after-stream step as `action`.
 fn stream_twiml(s: &AppState, call_id: &str, plan: &CallPlan) -> Response {
-    let ws = s.public_ws(&format!("/twilio/media/{call_id}"));
+    let ws = s.media_url("twilio", call_id, None);
     let action = s.public_http(&format!("/twilio/after/{call_id}"));
     xml(twiml::connect_stream(&ws, Some(&action), &[("tenant_id", &plan.tenant_id), ("agent_id", &plan.agent_id), ("from", &plan.from), ("to", &plan.to)]))
 }
@@ -61,6 +63,13 @@ async fn voice(State(s): State<AppState>, Form(f): Params) -> Response {
             xml(twiml::say_and_hangup(&s.config.telephony.unknown_number_message))
         }
         Route::Agent { tenant_id, agent_id } => {
+            let providers = crate::admission::primary_providers(&s.config, &agent_id);
+            if let Err(r) = crate::admission::admit(&s.stores, &s.config, &tenant_id, &call_id, &providers).await {
+                tracing::warn!(call_id, tenant_id, reason = %r, "incoming call refused by the plan");
+                s.registry.plans.note_owner(&call_id, &tenant_id);
+                s.calls.record(&call_id, "call_refused", json!({"carrier": "twilio", "to": to, "reason": r.to_string(), "code": r.code()})).await;
+                return xml(twiml::say_and_hangup(&s.config.telephony.plan_limit_message));
+            }
             tracing::info!(call_id, tenant_id, agent_id, "incoming call");
             let plan = CallPlan { tenant_id, agent_id, from: from.into(), to: to.into(), direction: Direction::Inbound, carrier: Carrier::Twilio, carrier_sid: sid.into(), screening: None };
             s.calls.record(&call_id, "carrier_call", json!({"carrier": "twilio", "direction": "inbound", "call_sid": sid, "from": from, "to": to})).await;
@@ -91,8 +100,9 @@ async fn status(State(s): State<AppState>, Path(call_id): Path<String>, Form(f):
             "call_sid": param(&f, "CallSid"), "duration_s": f.get("CallDuration"), "sip_response_code": f.get("SipResponseCode")}))
         .await;
     if applied && matches!(status.as_str(), "busy" | "no-answer" | "failed" | "canceled") {
-        // The callee never answered: the plan will not be used.
+        // The callee never answered: the plan will not be used, nor the admission lease.
         s.registry.plans.remove(&call_id);
+        crate::admission::release(&s.stores, &call_id).await;
         tracing::info!(call_id, status, "outbound call not answered");
     }
     if applied && status == "completed" && s.registry.get_active(&call_id).is_some() {
@@ -131,6 +141,12 @@ async fn whisper(State(s): State<AppState>, Path(call_id): Path<String>) -> Resp
     }
 }
 
-async fn media(State(s): State<AppState>, Path(call_id): Path<String>, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
-    super::media::upgrade(&s, call_id, ws, TwilioCodec::default())
+type Ws = Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+
+async fn media(State(s): State<AppState>, Path(call_id): Path<String>, ws: Ws) -> Response {
+    super::media::upgrade(&s, call_id, StreamAuth::CallToken(None), ws, TwilioCodec::default())
+}
+
+async fn media_with_token(State(s): State<AppState>, Path((call_id, token)): Path<(String, String)>, ws: Ws) -> Response {
+    super::media::upgrade(&s, call_id, StreamAuth::CallToken(Some(&token)), ws, TwilioCodec::default())
 }

@@ -1,0 +1,96 @@
+//! Plan limits, enforced when a call is admitted — never by cutting a live call: the tenant's
+//! monthly minutes, its concurrent calls (an atomic lease in hot state, taken here and kept by
+//! the call) and the providers its plan allows.
+
+use callfunnel_data::DataError;
+use callfunnel_data::control::{Metric, Plan};
+
+use crate::config::Config;
+use crate::stores::Stores;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the tenant's monthly call minutes ({0}) are used up")]
+    MonthlyMinutes(u32),
+    #[error("the tenant already has its maximum of {0} calls in progress")]
+    Concurrency(u32),
+    #[error("the tenant's plan does not allow the provider `{0}`")]
+    Provider(String),
+    #[error("the tenant `{0}` is unknown")]
+    UnknownTenant(String),
+    #[error("admission could not be checked: {0}")]
+    Unavailable(String),
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::MonthlyMinutes(_) => "monthly_minutes_exhausted",
+            Refusal::Concurrency(_) => "concurrent_call_limit",
+            Refusal::Provider(_) => "provider_not_allowed",
+            Refusal::UnknownTenant(_) => "tenant_not_found",
+            Refusal::Unavailable(_) => "admission_unavailable",
+        }
+    }
+}
+
+/// The providers a call with `agent_id` would use first (STT, TTS) plus its brain's
+/// (`anthropic` for an LLM agent, `local` for a rule-book).
+pub fn primary_providers(cfg: &Config, agent_id: &str) -> Vec<String> {
+    let file = callfunnel_data::check_id(agent_id).ok().and_then(|_| crate::agents::AgentFile::load(&cfg.agents.dir.join(format!("{agent_id}.toml"))).ok());
+    let profile = file.as_ref().map(|f| f.profile.clone()).unwrap_or_default();
+    let llm = file.is_some_and(|f| matches!(f.brain, crate::agents::AgentBrain::Llm(_)));
+    let p = &cfg.providers;
+    let language = profile.language.clone().unwrap_or_else(|| cfg.agents.language.clone());
+    let lang = p.language.get(&language);
+    let stt = profile.stt.clone().or_else(|| lang.and_then(|l| l.stt.clone())).unwrap_or_else(|| p.stt.clone());
+    let tts = profile.tts.clone().or_else(|| lang.and_then(|l| l.tts.clone())).unwrap_or_else(|| p.tts.clone());
+    let mut out: Vec<String> = stt.into_iter().take(1).chain(tts.into_iter().take(1)).collect();
+    out.push(if llm { "anthropic".into() } else { "local".into() });
+    out.sort();
+    out.dedup();
+    out
+}
+
+pub fn month_start_ms(now: chrono::DateTime<chrono::Utc>) -> i64 {
+    use chrono::Datelike;
+    chrono::NaiveDate::from_ymd_opt(now.year(), now.month(), 1).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc().timestamp_millis()).unwrap_or_default()
+}
+
+/// Admits `call_id` for `tenant` or says why not. On success the call holds an active-call
+/// lease on this node (released when the call ends or never connects).
+pub async fn admit(stores: &Stores, cfg: &Config, tenant: &str, call_id: &str, providers: &[String]) -> Result<(), Refusal> {
+    let plan: Option<Plan> = match stores.control.tenant(tenant).await {
+        Ok(t) => Some(t.plan),
+        // the embedded default tenant needs no row: it has no limits
+        Err(DataError::NotFound { .. }) if tenant == cfg.agents.default_tenant => None,
+        Err(DataError::NotFound { .. }) => return Err(Refusal::UnknownTenant(tenant.into())),
+        Err(e) => return Err(Refusal::Unavailable(e.to_string())),
+    };
+    let plan = plan.unwrap_or(Plan { max_concurrent_calls: None, monthly_minutes: None, retention_days: 90, allowed_providers: None });
+    if let Some(allowed) = &plan.allowed_providers
+        && let Some(p) = providers.iter().find(|p| !allowed.contains(p))
+    {
+        return Err(Refusal::Provider(p.clone()));
+    }
+    if let Some(minutes) = plan.monthly_minutes {
+        let now = chrono::Utc::now();
+        let used = stores.control.usage_summary(tenant, month_start_ms(now), now.timestamp_millis() + 1).await.map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        let ms: i64 = used.iter().filter(|u| u.metric == Metric::CallMs).map(|u| u.quantity).sum();
+        if ms >= i64::from(minutes) * 60_000 {
+            return Err(Refusal::MonthlyMinutes(minutes));
+        }
+    }
+    match stores.hot.acquire_call(tenant, call_id, &stores.node_id, plan.max_concurrent_calls).await {
+        Ok(()) => Ok(()),
+        Err(DataError::Limit(_)) => Err(Refusal::Concurrency(plan.max_concurrent_calls.unwrap_or(0))),
+        Err(e) => Err(Refusal::Unavailable(e.to_string())),
+    }
+}
+
+/// Gives back the lease of a call that was admitted but never connected.
+pub async fn release(stores: &Stores, call_id: &str) {
+    if let Err(e) = stores.hot.release_call(call_id).await {
+        tracing::warn!(call_id, error = %e, "active-call lease not released");
+    }
+}

@@ -1,0 +1,148 @@
+//! `/v1/knowledge-bases`: a tenant's knowledge bases and their documents. An upload is kept
+//! under the data directory (`kb/TENANT/KB/DOC.txt`) and registered as `pending`; indexing
+//! (chunk, embed, store vectors) picks it up from there.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use callfunnel_data::control::{Document, KnowledgeBase, NewDocument};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::common::{Body, ErrorBody, Page, store_err};
+use crate::auth::{Caller, Role};
+use crate::http::{ApiError, AppState};
+
+/// Largest document accepted in one upload.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKb {
+    pub id: String,
+    pub name: String,
+    /// Embedding model (default `minilm-l6-v2`, 384 dimensions, on-box).
+    #[serde(default)]
+    pub embed_model: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KbView {
+    pub id: String,
+    pub name: String,
+    pub embed_model: String,
+    pub dim: i32,
+    pub created_at: i64,
+}
+
+impl From<KnowledgeBase> for KbView {
+    fn from(k: KnowledgeBase) -> Self {
+        KbView { id: k.id, name: k.name, embed_model: k.embed_model, dim: k.dim, created_at: k.created_at }
+    }
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDocumentBody {
+    pub id: String,
+    pub title: String,
+    /// Plain text or Markdown, at most 1 MiB.
+    pub text: String,
+    /// Where it came from (a URL or a file name), for citations.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DocumentView {
+    pub id: String,
+    pub title: String,
+    pub source: String,
+    pub sha256: String,
+    pub chunks: i32,
+    /// `pending`, `indexing`, `ready` or `failed`.
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<Document> for DocumentView {
+    fn from(d: Document) -> Self {
+        DocumentView { id: d.id, title: d.title, source: d.source, sha256: d.sha256, chunks: d.chunks, status: d.status.as_str().into(), created_at: d.created_at, updated_at: d.updated_at }
+    }
+}
+
+fn model_dim(m: &str) -> Option<i32> {
+    match m {
+        "minilm-l6-v2" => Some(384),
+        "voyage-3.5" | "voyage-3.5-lite" | "voyage-3-large" => Some(1024),
+        _ => None,
+    }
+}
+
+#[utoipa::path(post, path = "/v1/knowledge-bases", tag = "knowledge", request_body = NewKb, responses((status = 201, body = KbView), (status = 409, body = ErrorBody)))]
+pub async fn create(c: Caller, State(s): State<AppState>, Body(b): Body<NewKb>) -> Result<(StatusCode, Json<KbView>), ApiError> {
+    c.require(Role::Editor)?;
+    let model = b.embed_model.unwrap_or_else(|| "minilm-l6-v2".into());
+    let dim = model_dim(&model).ok_or_else(|| ApiError::bad_request("invalid_embed_model", "embed_model must be minilm-l6-v2, voyage-3.5, voyage-3.5-lite or voyage-3-large"))?;
+    let kb = s.stores.control.create_kb(&c.tenant, &b.id, &b.name, &model, dim).await.map_err(store_err)?;
+    Ok((StatusCode::CREATED, Json(kb.into())))
+}
+
+#[utoipa::path(get, path = "/v1/knowledge-bases", tag = "knowledge", responses((status = 200, body = Page<KbView>)))]
+pub async fn list(c: Caller, State(s): State<AppState>) -> Result<Json<Page<KbView>>, ApiError> {
+    c.require(Role::Viewer)?;
+    let data = s.stores.control.kbs(&c.tenant).await.map_err(store_err)?.into_iter().map(Into::into).collect();
+    Ok(Json(Page { data, next_cursor: None }))
+}
+
+#[utoipa::path(get, path = "/v1/knowledge-bases/{kb_id}/documents", tag = "knowledge", params(("kb_id" = String, Path)), responses((status = 200, body = Page<DocumentView>), (status = 404, body = ErrorBody)))]
+pub async fn documents(c: Caller, State(s): State<AppState>, Path(kb): Path<String>) -> Result<Json<Page<DocumentView>>, ApiError> {
+    c.require(Role::Viewer)?;
+    kb_exists(&s, &c.tenant, &kb).await?;
+    let data = s.stores.control.documents(&c.tenant, &kb).await.map_err(store_err)?.into_iter().map(Into::into).collect();
+    Ok(Json(Page { data, next_cursor: None }))
+}
+
+async fn kb_exists(s: &AppState, tenant: &str, kb: &str) -> Result<(), ApiError> {
+    if s.stores.control.kbs(tenant).await.map_err(store_err)?.iter().any(|k| k.id == kb) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("knowledge_base_not_found", format!("knowledge base `{}` not found", kb.chars().take(128).collect::<String>())))
+    }
+}
+
+/// Uploads a document (replacing one with the same id is refused: delete it first).
+#[utoipa::path(post, path = "/v1/knowledge-bases/{kb_id}/documents", tag = "knowledge", params(("kb_id" = String, Path)), request_body = NewDocumentBody, responses((status = 201, body = DocumentView), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn upload(c: Caller, State(s): State<AppState>, Path(kb): Path<String>, Body(b): Body<NewDocumentBody>) -> Result<(StatusCode, Json<DocumentView>), ApiError> {
+    c.require(Role::Editor)?;
+    if b.text.len() > MAX_DOCUMENT_BYTES {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "document_too_large", format!("documents are limited to {MAX_DOCUMENT_BYTES} bytes")));
+    }
+    if b.text.trim().is_empty() {
+        return Err(ApiError::bad_request("empty_document", "the document has no text"));
+    }
+    kb_exists(&s, &c.tenant, &kb).await?;
+    callfunnel_data::check_id(&b.id).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    let sha: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b.text.as_bytes()).as_ref().iter().map(|x| format!("{x:02x}")).collect();
+    let path = s.config.data.dir.join("kb").join(&c.tenant).join(&kb).join(format!("{}.txt", b.id));
+    let doc = s.stores.control.add_document(&c.tenant, &kb, NewDocument { id: b.id, title: b.title, source: b.source.unwrap_or_default(), sha256: sha, chunks: 0 }).await.map_err(store_err)?;
+    let write = async {
+        tokio::fs::create_dir_all(path.parent().expect("a parent")).await?;
+        tokio::fs::write(&path, b.text.as_bytes()).await
+    };
+    if let Err(e) = write.await {
+        tracing::error!(path = %path.display(), error = %e, "document not stored");
+        let _ = s.stores.control.delete_document(&c.tenant, &kb, &doc.id).await;
+        return Err(ApiError::internal("the document could not be stored"));
+    }
+    Ok((StatusCode::CREATED, Json(doc.into())))
+}
+
+#[utoipa::path(delete, path = "/v1/knowledge-bases/{kb_id}/documents/{doc_id}", tag = "knowledge", params(("kb_id" = String, Path), ("doc_id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_document(c: Caller, State(s): State<AppState>, Path((kb, doc)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+    c.require(Role::Editor)?;
+    s.stores.control.delete_document(&c.tenant, &kb, &doc).await.map_err(store_err)?;
+    let _ = tokio::fs::remove_file(s.config.data.dir.join("kb").join(&c.tenant).join(&kb).join(format!("{doc}.txt"))).await;
+    Ok(StatusCode::NO_CONTENT)
+}
