@@ -29,11 +29,12 @@ on_both!(
     tenants_create_get_plan, numbers_unique_and_routed, numbers_validated, usage_idempotent_and_isolated,
     invoice_exact_and_immutable, billing_bad_input, agent_versions_sequential, agent_versions_concurrent,
     api_keys_lifecycle, users_and_roles, knowledge_bases_and_documents, campaigns_and_contacts,
-    other_tenant_sees_nothing,
+    other_tenant_sees_nothing, agents_get_rename_delete, plan_allowed_providers, webhooks_and_deliveries,
+    due_deliveries_all_tenants, idempotency_states, idempotency_concurrent, campaign_dialer_lifecycle,
 );
 
 fn plan() -> Plan {
-    Plan { max_concurrent_calls: Some(5), monthly_minutes: None, retention_days: 30 }
+    Plan { max_concurrent_calls: Some(5), monthly_minutes: None, retention_days: 30, allowed_providers: None }
 }
 
 async fn tenant(s: &dyn ControlStore) -> String {
@@ -70,7 +71,12 @@ async fn tenants_create_get_plan(s: &dyn ControlStore) {
     assert!(matches!(again, Err(DataError::Conflict(_))), "{again:?}");
     assert_eq!(s.tenant(&id).await.unwrap().name, t.name, "a refused create changes nothing");
 
-    let p2 = Plan { max_concurrent_calls: None, monthly_minutes: Some(12_000), retention_days: 7 };
+    let p2 = Plan {
+        max_concurrent_calls: None,
+        monthly_minutes: Some(12_000),
+        retention_days: 7,
+        allowed_providers: Some(vec!["deepgram".into(), "claude".into(), "cartesia".into(), "local".into()]),
+    };
     assert_eq!(s.set_plan(&id, p2.clone()).await.unwrap().plan, p2);
     assert_eq!(s.tenant(&id).await.unwrap().plan, p2);
     assert!(s.tenants().await.unwrap().iter().any(|t| t.id == id));
@@ -448,7 +454,7 @@ async fn campaigns_and_contacts(s: &dyn ControlStore) {
 
     let first = s.next_contacts(&t, "c1", 2).await.unwrap();
     assert_eq!(first.iter().map(|c| c.number.as_str()).collect::<Vec<_>>(), vec!["+14155550100", "+14155550101"]);
-    assert!(first.iter().all(|c| c.status == ContactStatus::Dialing && c.attempts == 1));
+    assert!(first.iter().all(|c| c.status == ContactStatus::Dialing && c.attempts == 0), "taking a contact is not an attempt");
     assert_eq!(first[1].vars, json!({"name": "n1"}));
     // Concurrent takers never share a contact; the invalid batch above added nothing.
     let (x, y) = futures::join!(s.next_contacts(&t, "c1", 2), s.next_contacts(&t, "c1", 2));
@@ -461,6 +467,96 @@ async fn campaigns_and_contacts(s: &dyn ControlStore) {
     assert_eq!(s.campaigns(&t).await.unwrap()[0].status, CampaignStatus::Running);
     assert!(matches!(s.set_campaign_status(&t, "nope", CampaignStatus::Paused).await, Err(DataError::NotFound { .. })));
     assert!(matches!(s.next_contacts(&t, "nope", 1).await, Err(DataError::NotFound { .. })));
+    s.set_campaign_status(&t, "c1", CampaignStatus::Completed).await.unwrap(); // off the shared running list
+}
+
+async fn campaign_dialer_lifecycle(s: &dyn ControlStore) {
+    let t = tenant(s).await;
+    s.create_agent(&t, "dialer", "Dialer").await.unwrap();
+    let c = s.create_campaign(&t, "renewals", "dialer", "Renewals", json!({"tz": "UTC"})).await.unwrap();
+    assert_eq!(s.campaign(&t, "renewals").await.unwrap(), c);
+    assert!(matches!(s.campaign(&t, "nope").await, Err(DataError::NotFound { .. })));
+    let mine = |v: Vec<Campaign>| v.into_iter().filter(|c| c.tenant_id == t).map(|c| c.id).collect::<Vec<_>>();
+    assert!(mine(s.running_campaigns().await.unwrap()).is_empty(), "draft is not running");
+    s.create_campaign(&t, "other", "dialer", "Other", json!({})).await.unwrap();
+    s.set_campaign_status(&t, "renewals", CampaignStatus::Running).await.unwrap();
+    s.set_campaign_status(&t, "other", CampaignStatus::Paused).await.unwrap();
+    let running = s.running_campaigns().await.unwrap().into_iter().filter(|c| c.tenant_id == t).collect::<Vec<_>>();
+    assert_eq!(running, vec![Campaign { status: CampaignStatus::Running, ..c.clone() }]);
+
+    let numbers: Vec<String> = (0..5).map(|i| format!("+1415555020{i}")).collect();
+    s.add_campaign_contacts(&t, "renewals", numbers.iter().map(|n| (n.clone(), json!({"n": n}))).collect()).await.unwrap();
+    let empty = CampaignProgress { total: 5, pending: 5, ..Default::default() };
+    assert_eq!(s.campaign_progress(&t, "renewals").await.unwrap(), empty);
+    assert_eq!(s.campaign_progress(&t, "other").await.unwrap(), CampaignProgress::default());
+
+    let taken = s.next_contacts(&t, "renewals", 2).await.unwrap();
+    let [c0, c1] = [taken[0].id, taken[1].id];
+    assert!(taken.iter().all(|c| (c.status, c.attempts, c.next_attempt_at, c.last_outcome.as_deref()) == (ContactStatus::Dialing, 0, 0, None)));
+    assert_eq!(s.campaign_progress(&t, "renewals").await.unwrap(), CampaignProgress { total: 5, pending: 3, dialing: 2, ..Default::default() });
+
+    // Completed → done; another outcome with a retry time → pending, not taken before then.
+    s.finish_contact(&t, "renewals", c0, "completed", Some("call-0"), None).await.unwrap();
+    let later = now_ms() + 3_600_000;
+    s.finish_contact(&t, "renewals", c1, "no_answer", Some("call-1"), Some(later)).await.unwrap();
+    let next = s.next_contacts(&t, "renewals", 10).await.unwrap();
+    assert_eq!(next.iter().map(|c| c.number.clone()).collect::<Vec<_>>(), numbers[2..].to_vec(), "c1 waits");
+    let [c2, c3, c4] = [next[0].id, next[1].id, next[2].id];
+    // No retry and not completed → failed; a retry time already past → due again at once.
+    s.finish_contact(&t, "renewals", c2, "busy", None, None).await.unwrap();
+    s.finish_contact(&t, "renewals", c4, "voicemail", Some("call-4"), Some(1)).await.unwrap();
+    // A dialer shutting down gives c3 back without counting an attempt.
+    s.release_contact(&t, "renewals", c3).await.unwrap();
+
+    let conflict = |r: Result<(), DataError>, what: &str| assert!(matches!(r, Err(DataError::Conflict(_))), "{what}: {r:?}");
+    conflict(s.finish_contact(&t, "renewals", c0, "completed", None, None).await, "finish a done contact");
+    conflict(s.finish_contact(&t, "renewals", c1, "completed", None, None).await, "finish a pending contact");
+    conflict(s.release_contact(&t, "renewals", c2).await, "release a failed contact");
+    conflict(s.release_contact(&t, "renewals", c3).await, "release twice");
+    assert!(matches!(s.finish_contact(&t, "renewals", i64::MAX, "completed", None, None).await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.release_contact(&t, "renewals", i64::MAX).await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.finish_contact(&t, "other", c0, "completed", None, None).await, Err(DataError::NotFound { .. })), "another campaign's contact");
+    assert!(matches!(s.finish_contact(&t, "renewals", c3, "", None, None).await, Err(DataError::Invalid { .. })));
+    assert!(matches!(s.finish_contact(&t, "renewals", c3, "no answer", None, None).await, Err(DataError::Invalid { .. })));
+    assert!(matches!(s.finish_contact(&t, "renewals", c3, "x", Some("bad id"), None).await, Err(DataError::InvalidId(_))));
+    assert!(matches!(s.finish_contact(&t, "renewals", c3, "x", None, Some(-1)).await, Err(DataError::Invalid { .. })));
+
+    let again = s.next_contacts(&t, "renewals", 10).await.unwrap();
+    assert_eq!(again.iter().map(|c| (c.id, c.attempts)).collect::<Vec<_>>(), vec![(c3, 0), (c4, 1)]);
+    assert_eq!((again[1].last_outcome.as_deref(), again[1].last_call_id.as_deref()), (Some("voicemail"), Some("call-4")));
+    s.finish_contact(&t, "renewals", c3, "completed", Some("call-3"), None).await.unwrap();
+    s.finish_contact(&t, "renewals", c4, "completed", None, None).await.unwrap();
+
+    assert_eq!(
+        s.campaign_progress(&t, "renewals").await.unwrap(),
+        CampaignProgress { total: 5, pending: 1, dialing: 0, done: 3, failed: 1, attempts: 6 }
+    );
+    // Pages in id order.
+    let page1 = s.campaign_contacts(&t, "renewals", 0, 2).await.unwrap();
+    let page2 = s.campaign_contacts(&t, "renewals", page1[1].id, 2).await.unwrap();
+    let page3 = s.campaign_contacts(&t, "renewals", page2[1].id, 2).await.unwrap();
+    assert_eq!((page1.len(), page2.len(), page3.len()), (2, 2, 1));
+    assert!(s.campaign_contacts(&t, "renewals", page3[0].id, 2).await.unwrap().is_empty());
+    let all: Vec<CampaignContact> = page1.into_iter().chain(page2).chain(page3).collect();
+    let got: Vec<_> = all.iter().map(|c| (c.id, c.status, c.attempts, c.last_outcome.as_deref(), c.last_call_id.as_deref())).collect();
+    assert_eq!(got, vec![
+        (c0, ContactStatus::Done, 1, Some("completed"), Some("call-0")),
+        (c1, ContactStatus::Pending, 1, Some("no_answer"), Some("call-1")),
+        (c2, ContactStatus::Failed, 1, Some("busy"), None),
+        (c3, ContactStatus::Done, 1, Some("completed"), Some("call-3")),
+        (c4, ContactStatus::Done, 2, Some("completed"), None),
+    ]);
+    assert_eq!((all[1].next_attempt_at, all[1].vars.clone(), all[1].number.as_str()), (later, json!({"n": numbers[1]}), numbers[1].as_str()));
+    assert!(s.campaign_contacts(&t, "other", 0, 10).await.unwrap().is_empty());
+    assert!(matches!(s.campaign_contacts(&t, "nope", 0, 10).await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.campaign_progress(&t, "nope").await, Err(DataError::NotFound { .. })));
+
+    s.set_campaign_status(&t, "renewals", CampaignStatus::Completed).await.unwrap();
+    assert!(mine(s.running_campaigns().await.unwrap()).is_empty());
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 // ---------------------------------------------------------------- isolation
@@ -502,13 +598,366 @@ async fn other_tenant_sees_nothing(s: &dyn ControlStore) {
     assert!(s.usage_summary(&b, 0, i64::MAX).await.unwrap().is_empty());
     assert!(s.invoice(&b, "2024-02").await.unwrap().lines.is_empty());
 
+    nf(s.agent(&b, "agent").await.map(|_| ()), "agent");
+    nf(s.update_agent(&b, "agent", "B's now").await.map(|_| ()), "rename agent");
+    nf(s.delete_agent(&b, "agent").await, "delete agent");
+    nf(s.campaign(&b, "camp").await.map(|_| ()), "campaign");
+    nf(s.campaign_progress(&b, "camp").await.map(|_| ()), "campaign progress");
+    nf(s.campaign_contacts(&b, "camp", 0, 10).await.map(|_| ()), "campaign contacts");
+    let contact = s.campaign_contacts(&a, "camp", 0, 10).await.unwrap()[0].id;
+    nf(s.finish_contact(&b, "camp", contact, "completed", None, None).await, "finish contact");
+    nf(s.release_contact(&b, "camp", contact).await, "release contact");
+    assert!(s.running_campaigns().await.unwrap().iter().all(|c| c.tenant_id != b));
+
+    let hook = s.create_webhook(&a, new_webhook("https://a.example/hook")).await.unwrap();
+    let dlv = delivery(&a, &hook.id, "dlv_a", 1_000);
+    s.save_delivery(&dlv).await.unwrap();
+    nf(s.delete_webhook(&b, &hook.id).await, "delete webhook");
+    nf(s.save_delivery(&delivery(&b, &hook.id, "dlv_b", 1_000)).await, "delivery to A's webhook");
+    assert!(s.webhooks(&b).await.unwrap().is_empty());
+    assert!(s.deliveries(&b, None, 100).await.unwrap().is_empty());
+    assert!(s.deliveries(&b, Some(&hook.id), 100).await.unwrap().is_empty());
+
+    assert_eq!(s.idempotency_begin(&a, "req-1", &sha('a')).await.unwrap(), IdempotencyState::New);
+    nf(s.idempotency_finish(&b, "req-1", 200, "{}").await, "finish A's idempotency key");
+    nf(s.idempotency_abort(&b, "req-1").await, "abort A's idempotency key");
+    assert_eq!(s.idempotency_begin(&b, "req-1", &sha('b')).await.unwrap(), IdempotencyState::New, "keys are per tenant");
+    s.idempotency_finish(&b, "req-1", 201, "B's body").await.unwrap();
+    assert_eq!(s.idempotency_begin(&a, "req-1", &sha('a')).await.unwrap(), IdempotencyState::InProgress);
+
+    // B owning the same ids (agent, campaign, delivery) still reaches nothing of A's.
+    s.create_agent(&b, "agent", "B's agent").await.unwrap();
+    s.create_campaign(&b, "camp", "agent", "B's C", json!({})).await.unwrap();
+    s.add_campaign_contacts(&b, "camp", vec![("+14155550125".into(), json!({}))]).await.unwrap();
+    nf(s.finish_contact(&b, "camp", contact, "completed", None, None).await, "finish A's contact through B's campaign");
+    nf(s.release_contact(&b, "camp", contact).await, "release A's contact through B's campaign");
+    assert!(s.campaign_contacts(&b, "camp", 0, 10).await.unwrap().iter().all(|c| c.id != contact && c.number == "+14155550125"));
+    assert_eq!(s.campaign_progress(&b, "camp").await.unwrap().total, 1);
+    let b_hook = s.create_webhook(&b, new_webhook("https://b.example/hook")).await.unwrap();
+    let mut same_id = delivery(&b, &b_hook.id, "dlv_a", 2_000);
+    same_id.status = DeliveryStatus::Failed;
+    s.save_delivery(&same_id).await.unwrap();
+    s.delete_agent(&b, "agent").await.unwrap();
+    s.delete_webhook(&b, &b_hook.id).await.unwrap();
+
     // A's data is intact.
+    assert_eq!(s.agent(&a, "agent").await.unwrap().name, "A's agent");
+    assert_eq!(s.webhooks(&a).await.unwrap(), vec![hook]);
+    assert_eq!(s.deliveries(&a, None, 10).await.unwrap(), vec![dlv]);
+    assert_eq!(s.campaign_progress(&a, "camp").await.unwrap(), CampaignProgress { total: 1, pending: 1, ..Default::default() });
     assert_eq!(s.agent_version(&a, "agent", None).await.unwrap().spec.body, "secret prompt");
     assert_eq!(s.documents(&a, "kb").await.unwrap()[0].status, DocumentStatus::Pending);
     assert_eq!(s.campaigns(&a).await.unwrap()[0].status, CampaignStatus::Draft);
     assert_eq!(s.next_contacts(&a, "camp", 5).await.unwrap().len(), 1);
     assert_eq!(s.api_keys(&a).await.unwrap().len(), 1);
     assert_eq!(s.invoice(&a, "2024-02").await.unwrap().lines[0].quantity, 60_000);
+}
+
+// ---------------------------------------------------------------- agents: get, rename, delete
+
+async fn agents_get_rename_delete(s: &dyn ControlStore) {
+    let t = tenant(s).await;
+    let created = s.create_agent(&t, "front", "Front desk").await.unwrap();
+    assert_eq!(s.agent(&t, "front").await.unwrap(), created);
+    s.publish_agent_version(&t, "front", spec("v1"), None).await.unwrap();
+    s.publish_agent_version(&t, "front", spec("v2"), None).await.unwrap();
+
+    let renamed = s.update_agent(&t, "front", "Reception").await.unwrap();
+    assert_eq!((renamed.name.as_str(), renamed.latest_version, renamed.created_at), ("Reception", 2, created.created_at));
+    assert_eq!(s.agent(&t, "front").await.unwrap(), renamed);
+    assert!(matches!(s.update_agent(&t, "front", " ").await, Err(DataError::Invalid { .. })));
+    assert!(matches!(s.update_agent(&t, "ghost", "x").await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.agent(&t, "ghost").await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.agent(&t, "bad id").await, Err(DataError::InvalidId(_))));
+
+    // A bound number blocks the delete; nothing is deleted.
+    let n = fresh_number();
+    s.assign_number(&t, &n, "front").await.unwrap();
+    let r = s.delete_agent(&t, "front").await;
+    assert!(matches!(r, Err(DataError::Conflict(_))), "{r:?}");
+    assert_eq!(s.agent_versions(&t, "front").await.unwrap().len(), 2);
+    assert_eq!(s.agent(&t, "front").await.unwrap().name, "Reception");
+
+    s.release_number(&t, &n).await.unwrap();
+    s.delete_agent(&t, "front").await.unwrap();
+    assert!(matches!(s.agent(&t, "front").await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.agent_versions(&t, "front").await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.agent_version(&t, "front", Some(1)).await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.delete_agent(&t, "front").await, Err(DataError::NotFound { .. })));
+    assert!(s.agents(&t).await.unwrap().is_empty());
+    // The id is free again and its versions start over.
+    s.create_agent(&t, "front", "Again").await.unwrap();
+    assert_eq!(s.publish_agent_version(&t, "front", spec("fresh"), Some(0)).await.unwrap(), 1);
+    // An agent with no version, and a number pointing at an agent id that does not exist.
+    s.create_agent(&t, "empty", "Empty").await.unwrap();
+    s.delete_agent(&t, "empty").await.unwrap();
+    s.assign_number(&t, &fresh_number(), "never-created").await.unwrap();
+    assert!(matches!(s.delete_agent(&t, "never-created").await, Err(DataError::NotFound { .. })));
+}
+
+// ---------------------------------------------------------------- plans
+
+async fn plan_allowed_providers(s: &dyn ControlStore) {
+    let id = common::unique("t");
+    let mut p = plan();
+    p.allowed_providers = Some(vec!["deepgram".into(), "claude".into(), "cartesia".into(), "local".into()]);
+    let t = s.create_tenant(NewTenant { id: id.clone(), name: "P".into(), plan: p.clone() }).await.unwrap();
+    assert_eq!(t.plan, p);
+    assert_eq!(s.tenant(&id).await.unwrap().plan, p);
+    p.allowed_providers = Some(vec![]);
+    assert_eq!(s.set_plan(&id, p.clone()).await.unwrap().plan, p, "an empty list (nothing allowed) is not `any`");
+    p.allowed_providers = None;
+    assert_eq!(s.set_plan(&id, p.clone()).await.unwrap().plan, p);
+    assert_eq!(s.ensure_tenant(&common::unique("d"), "D").await.unwrap().plan.allowed_providers, None);
+
+    let mut bad = plan();
+    bad.allowed_providers = Some(vec!["deepgram".into(), "has space".into()]);
+    assert!(matches!(s.set_plan(&id, bad.clone()).await, Err(DataError::Invalid { .. })));
+    let r = s.create_tenant(NewTenant { id: common::unique("t"), name: "x".into(), plan: bad }).await;
+    assert!(matches!(r, Err(DataError::Invalid { .. })), "{r:?}");
+    assert_eq!(s.tenant(&id).await.unwrap().plan, p, "refused plans change nothing");
+
+    // JSON without the field (an older client) reads as "any provider".
+    let old: Plan = serde_json::from_value(json!({"max_concurrent_calls": 2, "monthly_minutes": null, "retention_days": 9})).unwrap();
+    assert_eq!(old.allowed_providers, None);
+}
+
+// ---------------------------------------------------------------- webhooks
+
+fn new_webhook(url: &str) -> NewWebhook {
+    NewWebhook { url: url.into(), events: vec!["call.ended".into(), "*".into()], secret: "whsec_0123456789abcdef".into() }
+}
+
+fn delivery(tenant: &str, webhook: &str, id: &str, at: i64) -> WebhookDelivery {
+    WebhookDelivery {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        webhook_id: webhook.into(),
+        event: "call.ended".into(),
+        payload: format!(r#"{{"id":"{id}"}}"#),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        last_error: None,
+        response_status: None,
+        next_attempt_at: Some(at),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn webhooks_and_deliveries(s: &dyn ControlStore) {
+    let t = tenant(s).await;
+    let w1 = s.create_webhook(&t, new_webhook("https://hooks.example.com/cf?x=1")).await.unwrap();
+    assert!(w1.id.starts_with("wh_") && w1.id.len() == 23 && w1.id[3..].bytes().all(|b| b.is_ascii_alphanumeric()), "{}", w1.id);
+    assert_eq!((w1.tenant_id.as_str(), w1.url.as_str(), w1.events.clone()), (t.as_str(), "https://hooks.example.com/cf?x=1", vec!["call.ended".to_string(), "*".to_string()]));
+    assert_eq!(w1.secret, "whsec_0123456789abcdef");
+    let w2 = s.create_webhook(&t, NewWebhook { url: "http://127.0.0.1:9/x".into(), events: vec!["campaign.completed".into()], secret: "s".repeat(16) }).await.unwrap();
+    assert_ne!(w1.id, w2.id);
+    let mut both = vec![w1.clone(), w2.clone()];
+    both.sort_by(|x, y| (x.created_at, &x.id).cmp(&(y.created_at, &y.id)));
+    assert_eq!(s.webhooks(&t).await.unwrap(), both, "oldest first, then by id");
+
+    let long_url = format!("https://example.com/{}", "a".repeat(2048));
+    let bad = [
+        ("ftp://example.com/x", vec!["e".to_string()], "s".repeat(16)),
+        ("https://", vec!["e".to_string()], "s".repeat(16)),
+        ("https://exa mple.com/", vec!["e".to_string()], "s".repeat(16)),
+        (long_url.as_str(), vec!["e".to_string()], "s".repeat(16)),
+        ("https://example.com/", vec![], "s".repeat(16)),
+        ("https://example.com/", vec!["e".repeat(65)], "s".repeat(16)),
+        ("https://example.com/", vec!["".to_string()], "s".repeat(16)),
+        ("https://example.com/", vec!["e".to_string()], "s".repeat(15)),
+    ];
+    for (url, events, secret) in bad {
+        let r = s.create_webhook(&t, NewWebhook { url: url.into(), events: events.clone(), secret }).await;
+        assert!(matches!(r, Err(DataError::Invalid { .. })), "{} {events:?}: {r:?}", url.chars().take(40).collect::<String>());
+    }
+    let ok_len = format!("https://example.com/{}", "a".repeat(2048 - 20));
+    assert_eq!(s.create_webhook(&t, new_webhook(&ok_len)).await.unwrap().url.len(), 2048);
+    assert_eq!(s.webhooks(&t).await.unwrap().len(), 3, "refused webhooks wrote nothing");
+    let r = s.create_webhook(&common::unique("none"), new_webhook("https://example.com/")).await;
+    assert!(matches!(r, Err(DataError::NotFound { .. })), "{r:?}");
+
+    // Deliveries: insert, then update by id (the payload of the insert is kept).
+    let d1 = delivery(&t, &w1.id, "dlv_1", 1_000);
+    s.save_delivery(&d1).await.unwrap();
+    let mut d1b = d1.clone();
+    (d1b.attempts, d1b.last_error, d1b.response_status, d1b.next_attempt_at, d1b.updated_at) = (1, Some("HTTP 500".into()), Some(500), Some(5_000), 1_500);
+    s.save_delivery(&WebhookDelivery { payload: "changed".into(), ..d1b.clone() }).await.unwrap();
+    s.save_delivery(&delivery(&t, &w2.id, "dlv_2", 2_000)).await.unwrap();
+    let mut d3 = delivery(&t, &w1.id, "dlv_3", 3_000);
+    s.save_delivery(&d3).await.unwrap();
+    (d3.status, d3.attempts, d3.response_status, d3.next_attempt_at) = (DeliveryStatus::Delivered, 1, Some(204), None);
+    s.save_delivery(&d3).await.unwrap();
+
+    let all = s.deliveries(&t, None, 100).await.unwrap();
+    assert_eq!(all.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), vec!["dlv_3", "dlv_2", "dlv_1"], "newest first");
+    assert_eq!(all[0], d3);
+    assert_eq!(all[2], d1b);
+    assert_eq!(s.deliveries(&t, Some(&w1.id), 100).await.unwrap(), vec![d3.clone(), d1b.clone()]);
+    assert_eq!(s.deliveries(&t, None, 1).await.unwrap(), vec![d3.clone()]);
+    assert!(s.deliveries(&t, Some("wh_none"), 100).await.unwrap().is_empty());
+
+    let r = s.save_delivery(&delivery(&t, "wh_none", "dlv_x", 1)).await;
+    assert!(matches!(r, Err(DataError::NotFound { .. })), "{r:?}");
+    let r = s.save_delivery(&WebhookDelivery { event: "has space".into(), ..delivery(&t, &w1.id, "dlv_y", 1) }).await;
+    assert!(matches!(r, Err(DataError::Invalid { .. })), "{r:?}");
+    let r = s.save_delivery(&delivery(&t, &w1.id, "bad id", 1)).await;
+    assert!(matches!(r, Err(DataError::InvalidId(_))), "{r:?}");
+
+    // Deleting a webhook fails its pending deliveries and keeps the log.
+    s.delete_webhook(&t, &w1.id).await.unwrap();
+    assert!(matches!(s.delete_webhook(&t, &w1.id).await, Err(DataError::NotFound { .. })));
+    assert_eq!(s.webhooks(&t).await.unwrap().len(), 2);
+    let log = s.deliveries(&t, Some(&w1.id), 100).await.unwrap();
+    assert_eq!(log[0], d3, "a delivered one is unchanged");
+    assert_eq!((log[1].status, log[1].next_attempt_at, log[1].last_error.as_deref()), (DeliveryStatus::Failed, None, Some("the webhook was deleted")));
+    // The worker may still save an attempt it had in flight.
+    s.save_delivery(&WebhookDelivery { status: DeliveryStatus::Failed, attempts: 2, next_attempt_at: None, ..d1b.clone() }).await.unwrap();
+    assert_eq!(s.deliveries(&t, Some(&w1.id), 100).await.unwrap()[1].attempts, 2);
+    // …but no new delivery for it.
+    assert!(matches!(s.save_delivery(&delivery(&t, &w1.id, "dlv_4", 4_000)).await, Err(DataError::NotFound { .. })));
+    s.save_delivery(&WebhookDelivery { status: DeliveryStatus::Delivered, next_attempt_at: None, ..delivery(&t, &w2.id, "dlv_2", 2_000) }).await.unwrap();
+}
+
+/// The delivery worker's queue spans tenants. Due times are tiny (a few ms after the epoch) so
+/// that deliveries of other tests in a shared database are not due at `now_ms` = 5.
+async fn due_deliveries_all_tenants(s: &dyn ControlStore) {
+    let (a, b) = (tenant(s).await, tenant(s).await);
+    let (wa, wb) = (s.create_webhook(&a, new_webhook("https://a.example/")).await.unwrap(), s.create_webhook(&b, new_webhook("https://b.example/")).await.unwrap());
+    let at = |d: WebhookDelivery, next: Option<i64>, status| WebhookDelivery { next_attempt_at: next, status, ..d };
+    let rows = [
+        at(delivery(&a, &wa.id, "a1", 10), Some(2), DeliveryStatus::Pending),
+        at(delivery(&b, &wb.id, "b1", 20), Some(1), DeliveryStatus::Pending),
+        at(delivery(&a, &wa.id, "a2", 5), Some(3), DeliveryStatus::Pending),
+        at(delivery(&a, &wa.id, "a3", 1), Some(1), DeliveryStatus::Delivered),
+        at(delivery(&b, &wb.id, "b2", 1), Some(1), DeliveryStatus::Failed),
+        at(delivery(&a, &wa.id, "a4", 1), None, DeliveryStatus::Pending),
+        at(delivery(&b, &wb.id, "b3", 1), Some(5), DeliveryStatus::Pending),
+    ];
+    for d in &rows {
+        s.save_delivery(d).await.unwrap();
+    }
+    let ours = |v: Vec<WebhookDelivery>| v.into_iter().filter(|d| d.tenant_id == a || d.tenant_id == b).map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(ours(s.due_deliveries(3, 10_000).await.unwrap()), vec!["b1", "a1", "a2"], "longest overdue first, across tenants");
+    assert_eq!(ours(s.due_deliveries(5, 10_000).await.unwrap()), vec!["b1", "a1", "a2", "b3"]);
+    assert!(ours(s.due_deliveries(0, 10_000).await.unwrap()).is_empty());
+    assert_eq!(s.due_deliveries(3, 2).await.unwrap().len(), 2);
+    assert_eq!(s.due_deliveries(3, 0).await.unwrap().len(), 0);
+    let full = s.due_deliveries(5, 10_000).await.unwrap().into_iter().find(|d| d.id == "b3" && d.tenant_id == b).unwrap();
+    assert_eq!(full, rows[6]);
+    // Done with them: not due for anyone else sharing the database.
+    for d in rows.iter().filter(|d| d.status == DeliveryStatus::Pending) {
+        s.save_delivery(&WebhookDelivery { status: DeliveryStatus::Delivered, next_attempt_at: None, ..d.clone() }).await.unwrap();
+    }
+    assert!(ours(s.due_deliveries(i64::MAX, 10_000).await.unwrap()).is_empty());
+}
+
+// ---------------------------------------------------------------- idempotency keys
+
+fn sha(c: char) -> String {
+    c.to_string().repeat(64)
+}
+
+async fn idempotency_states(s: &dyn ControlStore) {
+    let t = tenant(s).await;
+    assert_eq!(s.idempotency_begin(&t, "order-1", &sha('a')).await.unwrap(), IdempotencyState::New);
+    assert_eq!(s.idempotency_begin(&t, "order-1", &sha('a')).await.unwrap(), IdempotencyState::InProgress);
+    assert_eq!(s.idempotency_begin(&t, "order-1", &sha('A')).await.unwrap(), IdempotencyState::InProgress, "hex case does not matter");
+    assert_eq!(s.idempotency_begin(&t, "order-1", &sha('b')).await.unwrap(), IdempotencyState::Mismatch);
+    s.idempotency_finish(&t, "order-1", 201, r#"{"id":"x"}"#).await.unwrap();
+    let done = IdempotencyState::Done { status: 201, body: r#"{"id":"x"}"#.into() };
+    assert_eq!(s.idempotency_begin(&t, "order-1", &sha('a')).await.unwrap(), done);
+    assert_eq!(s.idempotency_begin(&t, "order-1", &sha('b')).await.unwrap(), IdempotencyState::Mismatch);
+    assert!(matches!(s.idempotency_finish(&t, "order-1", 200, "{}").await, Err(DataError::Conflict(_))), "finished once");
+    assert!(matches!(s.idempotency_abort(&t, "order-1").await, Err(DataError::Conflict(_))), "a finished key stays");
+    assert_eq!(s.idempotency_begin(&t, "order-1", &sha('a')).await.unwrap(), done);
+
+    // Abort frees the key for a retry, which may carry another body.
+    assert_eq!(s.idempotency_begin(&t, "order-2", &sha('c')).await.unwrap(), IdempotencyState::New);
+    s.idempotency_abort(&t, "order-2").await.unwrap();
+    assert_eq!(s.idempotency_begin(&t, "order-2", &sha('d')).await.unwrap(), IdempotencyState::New);
+    s.idempotency_finish(&t, "order-2", 400, "").await.unwrap();
+    assert_eq!(s.idempotency_begin(&t, "order-2", &sha('d')).await.unwrap(), IdempotencyState::Done { status: 400, body: String::new() });
+    assert!(matches!(s.idempotency_abort(&t, "never").await, Err(DataError::NotFound { .. })));
+    assert!(matches!(s.idempotency_finish(&t, "never", 200, "").await, Err(DataError::NotFound { .. })));
+
+    // Keys: 1-255 printable ASCII; request hashes: 64 hex digits; statuses 100-599.
+    let longest = "k".repeat(255);
+    for good in [longest.as_str(), " spaced key ~!", "x"] {
+        assert_eq!(s.idempotency_begin(&t, good, &sha('e')).await.unwrap(), IdempotencyState::New, "{good}");
+    }
+    let too_long = "k".repeat(256);
+    for bad in ["", too_long.as_str(), "new\nline", "tab\t", "caf\u{e9}"] {
+        let r = s.idempotency_begin(&t, bad, &sha('e')).await;
+        assert!(matches!(r, Err(DataError::Invalid { .. })), "{bad:?}: {r:?}");
+        assert!(matches!(s.idempotency_abort(&t, bad).await, Err(DataError::Invalid { .. })), "{bad:?}");
+    }
+    for bad in ["abc".to_string(), "g".repeat(64), "a".repeat(65)] {
+        assert!(matches!(s.idempotency_begin(&t, "k2", &bad).await, Err(DataError::Invalid { .. })), "{bad}");
+    }
+    assert!(matches!(s.idempotency_finish(&t, "x", 99, "").await, Err(DataError::Invalid { .. })));
+    assert!(matches!(s.idempotency_finish(&t, "x", 600, "").await, Err(DataError::Invalid { .. })));
+    s.idempotency_finish(&t, "x", 599, "e").await.unwrap();
+    let r = s.idempotency_begin(&common::unique("none"), "k", &sha('a')).await;
+    assert!(matches!(r, Err(DataError::NotFound { .. })), "{r:?}");
+}
+
+async fn idempotency_concurrent(s: &dyn ControlStore) {
+    let t = tenant(s).await;
+    let racing = (0..20).map(|_| s.idempotency_begin(&t, "same-key", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+    let results = futures::future::join_all(racing).await;
+    assert_eq!(results.iter().filter(|r| matches!(r, Ok(IdempotencyState::New))).count(), 1, "{results:?}");
+    assert_eq!(results.iter().filter(|r| matches!(r, Ok(IdempotencyState::InProgress))).count(), 19, "{results:?}");
+}
+
+/// Rows older than 24 h are forgotten: `backdate(tenant, key, ms)` ages a row with SQL on the
+/// store's own database.
+async fn idempotency_expires(s: &dyn ControlStore, backdate: impl AsyncFn(&str, &str, i64)) {
+    const HOUR: i64 = 3_600_000;
+    let t = tenant(s).await;
+    for key in ["old-done", "old-running", "recent", "other"] {
+        assert_eq!(s.idempotency_begin(&t, key, &sha('a')).await.unwrap(), IdempotencyState::New);
+    }
+    s.idempotency_finish(&t, "old-done", 201, "first").await.unwrap();
+    s.idempotency_finish(&t, "recent", 200, "kept").await.unwrap();
+    backdate(&t, "old-done", 25 * HOUR).await;
+    backdate(&t, "old-running", 25 * HOUR).await;
+    backdate(&t, "other", 25 * HOUR).await;
+    backdate(&t, "recent", 23 * HOUR).await;
+
+    assert_eq!(s.idempotency_begin(&t, "old-done", &sha('b')).await.unwrap(), IdempotencyState::New, "an expired key is new again");
+    assert_eq!(s.idempotency_begin(&t, "old-done", &sha('b')).await.unwrap(), IdempotencyState::InProgress);
+    assert_eq!(s.idempotency_begin(&t, "old-running", &sha('a')).await.unwrap(), IdempotencyState::New, "an expired in-progress key too");
+    assert_eq!(s.idempotency_begin(&t, "recent", &sha('a')).await.unwrap(), IdempotencyState::Done { status: 200, body: "kept".into() });
+    // Expired rows are deleted, not only ignored (abort would find an in-progress row).
+    assert!(matches!(s.idempotency_abort(&t, "other").await, Err(DataError::NotFound { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_expires_postgres() {
+    let pool = sqlx::PgPool::connect(&common::service_env("CF_TEST_POSTGRES_URL")).await.unwrap();
+    idempotency_expires(&postgres().await, async |t: &str, key: &str, ms: i64| {
+        let q = sqlx::query("UPDATE idempotency_keys SET created_at = created_at - $3 WHERE tenant_id = $1 AND idem_key = $2");
+        assert_eq!(q.bind(t).bind(key).bind(ms).execute(&pool).await.unwrap().rows_affected(), 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_expires_sqlite() {
+    let dir = std::env::temp_dir().join(common::unique("cf-idem"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("control.db");
+    let s = SqliteControlStore::open(&path).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    idempotency_expires(&s, async |t: &str, key: &str, ms: i64| {
+        let q = sqlx::query("UPDATE idempotency_keys SET created_at = created_at - $3 WHERE tenant_id = $1 AND idem_key = $2");
+        assert_eq!(q.bind(t).bind(key).bind(ms).execute(&pool).await.unwrap().rows_affected(), 1);
+    })
+    .await;
+    drop((s, pool));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The SQLite file store uses several connections: concurrent publishes really race there.
@@ -520,6 +969,8 @@ async fn sqlite_file_store_concurrent_and_reopened() {
     let s = SqliteControlStore::open(&path).await.unwrap();
     agent_versions_concurrent(&s).await;
     campaigns_and_contacts(&s).await;
+    idempotency_concurrent(&s).await;
+    campaign_dialer_lifecycle(&s).await;
     let t = tenant(&s).await;
     drop(s);
     let reopened = SqliteControlStore::open(&path).await.unwrap();

@@ -20,6 +20,9 @@ macro_rules! delegate_control_store {
             async fn invoice(&self, t: &str, period: &str) -> Result<Invoice> { <$store>::invoice(self, t, period).await }
             async fn create_agent(&self, t: &str, id: &str, name: &str) -> Result<Agent> { <$store>::create_agent(self, t, id, name).await }
             async fn agents(&self, t: &str) -> Result<Vec<Agent>> { <$store>::agents(self, t).await }
+            async fn agent(&self, t: &str, id: &str) -> Result<Agent> { <$store>::agent(self, t, id).await }
+            async fn update_agent(&self, t: &str, id: &str, name: &str) -> Result<Agent> { <$store>::update_agent(self, t, id, name).await }
+            async fn delete_agent(&self, t: &str, id: &str) -> Result<()> { <$store>::delete_agent(self, t, id).await }
             async fn publish_agent_version(&self, t: &str, a: &str, spec: AgentVersionSpec, expected: Option<i32>) -> Result<i32> {
                 <$store>::publish_agent_version(self, t, a, spec, expected).await
             }
@@ -56,6 +59,27 @@ macro_rules! delegate_control_store {
             async fn set_campaign_status(&self, t: &str, c: &str, s: CampaignStatus) -> Result<()> { <$store>::set_campaign_status(self, t, c, s).await }
             async fn next_contacts(&self, t: &str, c: &str, n: u32) -> Result<Vec<CampaignContact>> { <$store>::next_contacts(self, t, c, n).await }
             async fn campaigns(&self, t: &str) -> Result<Vec<Campaign>> { <$store>::campaigns(self, t).await }
+            async fn campaign(&self, t: &str, id: &str) -> Result<Campaign> { <$store>::campaign(self, t, id).await }
+            async fn finish_contact(&self, t: &str, c: &str, id: i64, outcome: &str, call: Option<&str>, retry: Option<i64>) -> Result<()> {
+                <$store>::finish_contact(self, t, c, id, outcome, call, retry).await
+            }
+            async fn campaign_progress(&self, t: &str, id: &str) -> Result<CampaignProgress> { <$store>::campaign_progress(self, t, id).await }
+            async fn campaign_contacts(&self, t: &str, id: &str, after: i64, limit: u32) -> Result<Vec<CampaignContact>> {
+                <$store>::campaign_contacts(self, t, id, after, limit).await
+            }
+            async fn running_campaigns(&self) -> Result<Vec<Campaign>> { <$store>::running_campaigns(self).await }
+            async fn release_contact(&self, t: &str, c: &str, id: i64) -> Result<()> { <$store>::release_contact(self, t, c, id).await }
+            async fn create_webhook(&self, t: &str, w: NewWebhook) -> Result<Webhook> { <$store>::create_webhook(self, t, w).await }
+            async fn webhooks(&self, t: &str) -> Result<Vec<Webhook>> { <$store>::webhooks(self, t).await }
+            async fn delete_webhook(&self, t: &str, id: &str) -> Result<()> { <$store>::delete_webhook(self, t, id).await }
+            async fn save_delivery(&self, d: &WebhookDelivery) -> Result<()> { <$store>::save_delivery(self, d).await }
+            async fn deliveries(&self, t: &str, w: Option<&str>, limit: u32) -> Result<Vec<WebhookDelivery>> { <$store>::deliveries(self, t, w, limit).await }
+            async fn due_deliveries(&self, now: i64, limit: u32) -> Result<Vec<WebhookDelivery>> { <$store>::due_deliveries(self, now, limit).await }
+            async fn idempotency_begin(&self, t: &str, key: &str, sha: &str) -> Result<IdempotencyState> { <$store>::idempotency_begin(self, t, key, sha).await }
+            async fn idempotency_finish(&self, t: &str, key: &str, status: u16, body: &str) -> Result<()> {
+                <$store>::idempotency_finish(self, t, key, status, body).await
+            }
+            async fn idempotency_abort(&self, t: &str, key: &str) -> Result<()> { <$store>::idempotency_abort(self, t, key).await }
         }
     };
 }

@@ -29,7 +29,10 @@ impl std::fmt::Debug for PlainKey {
     }
 }
 
-fn random_string(alphabet: &[u8], len: usize) -> String {
+/// Letters and digits, for generated ids such as `wh_…`.
+pub const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+pub fn random_string(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
     (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
 }

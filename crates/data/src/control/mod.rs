@@ -1,11 +1,12 @@
 //! Control store: tenants, users, agents (versioned), numbers, knowledge bases, campaigns, API
-//! keys and billing. PostgreSQL in production ([`PgControlStore`]), SQLite embedded
+//! keys, webhooks, idempotency keys and billing. PostgreSQL in production ([`PgControlStore`]), SQLite embedded
 //! ([`SqliteControlStore`]); both run the same SQL (`sql_*.rs`, `$N` placeholders) over the
 //! same schema (`migrations/{postgres,sqlite}/`).
 //!
-//! Every method is scoped to one tenant: another tenant's row is `NotFound`. The two global
-//! lookups, [`ControlStore::route_number`] and [`ControlStore::verify_api_key`], return the
-//! tenant they found.
+//! Every method is scoped to one tenant: another tenant's row is `NotFound`. The global lookups
+//! ([`ControlStore::route_number`], [`ControlStore::verify_api_key`], and the workers' queues
+//! [`ControlStore::due_deliveries`] and [`ControlStore::running_campaigns`]) return the tenant
+//! of what they found.
 
 pub mod billing;
 pub mod keys;
@@ -16,7 +17,10 @@ mod sql_agents;
 mod sql_billing;
 mod sql_campaigns;
 mod sql_content;
+mod sql_dialer;
+mod sql_idempotency;
 mod sql_tenants;
+mod sql_webhooks;
 mod sqlite;
 mod types;
 pub(crate) mod validate;
@@ -63,6 +67,12 @@ pub trait ControlStore: Send + Sync {
     // --- agents (versioned: 1, 2, 3… per agent, never reused)
     async fn create_agent(&self, tenant_id: &str, id: &str, name: &str) -> Result<Agent>;
     async fn agents(&self, tenant_id: &str) -> Result<Vec<Agent>>;
+    async fn agent(&self, tenant_id: &str, id: &str) -> Result<Agent>;
+    /// Renames the agent.
+    async fn update_agent(&self, tenant_id: &str, id: &str, name: &str) -> Result<Agent>;
+    /// Deletes the agent and its versions; `Conflict` (nothing deleted) while a phone number is
+    /// bound to it. Campaigns that name it are left as they are.
+    async fn delete_agent(&self, tenant_id: &str, id: &str) -> Result<()>;
     /// Publishes the next version and returns its number; `expected_latest` (0 = none yet)
     /// guards against a concurrent edit: a mismatch is `Conflict` and nothing is written.
     async fn publish_agent_version(&self, tenant_id: &str, agent_id: &str, spec: AgentVersionSpec, expected_latest: Option<i32>) -> Result<i32>;
@@ -101,8 +111,46 @@ pub trait ControlStore: Send + Sync {
     /// Adds (E.164 number, template variables) contacts as `pending`; returns how many.
     async fn add_campaign_contacts(&self, tenant_id: &str, campaign_id: &str, contacts: Vec<(String, serde_json::Value)>) -> Result<usize>;
     async fn set_campaign_status(&self, tenant_id: &str, campaign_id: &str, status: CampaignStatus) -> Result<()>;
-    /// Takes up to `n` pending contacts, oldest first, and marks them `dialing`; concurrent
-    /// callers never get the same contact.
+    /// Takes up to `n` pending contacts that are due (`next_attempt_at <= now`), oldest first,
+    /// and marks them `dialing` (attempts are counted by [`ControlStore::finish_contact`]);
+    /// concurrent callers never get the same contact.
     async fn next_contacts(&self, tenant_id: &str, campaign_id: &str, n: u32) -> Result<Vec<CampaignContact>>;
     async fn campaigns(&self, tenant_id: &str) -> Result<Vec<Campaign>>;
+    async fn campaign(&self, tenant_id: &str, id: &str) -> Result<Campaign>;
+    /// Ends an attempt on a `dialing` contact: attempts + 1, `last_outcome`/`last_call_id`
+    /// recorded; `retry_at_ms: Some` → `pending` again from then, else `done` when `outcome`
+    /// is `"completed"` and `failed` otherwise. `Conflict` if the contact is not dialing.
+    async fn finish_contact(&self, tenant_id: &str, campaign_id: &str, contact_id: i64, outcome: &str, call_id: Option<&str>, retry_at_ms: Option<i64>) -> Result<()>;
+    async fn campaign_progress(&self, tenant_id: &str, id: &str) -> Result<CampaignProgress>;
+    /// Contacts with `id > after_id` in id order, at most `limit` (pass the last id for the next page).
+    async fn campaign_contacts(&self, tenant_id: &str, id: &str, after_id: i64, limit: u32) -> Result<Vec<CampaignContact>>;
+    /// Every tenant's campaigns with status `running`.
+    async fn running_campaigns(&self) -> Result<Vec<Campaign>>;
+    /// `dialing` → `pending` without counting an attempt (a dialer shutting down). `Conflict`
+    /// if the contact is not dialing.
+    async fn release_contact(&self, tenant_id: &str, campaign_id: &str, contact_id: i64) -> Result<()>;
+
+    // --- webhooks (the secret signs deliveries; deliveries are kept after a webhook is deleted)
+    /// Id `wh_` + 20 letters/digits; the url is http(s) (≤ 2048), 1-64 events (≤ 64 chars
+    /// each, `*` = all), secret ≥ 16 characters.
+    async fn create_webhook(&self, tenant_id: &str, w: NewWebhook) -> Result<Webhook>;
+    async fn webhooks(&self, tenant_id: &str) -> Result<Vec<Webhook>>;
+    /// Also fails the webhook's pending deliveries.
+    async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<()>;
+    /// Inserts (the webhook must be the tenant's) or updates by (tenant_id, id): the update
+    /// changes status, attempts, last_error, response_status, next_attempt_at, updated_at.
+    async fn save_delivery(&self, d: &WebhookDelivery) -> Result<()>;
+    /// Newest first.
+    async fn deliveries(&self, tenant_id: &str, webhook_id: Option<&str>, limit: u32) -> Result<Vec<WebhookDelivery>>;
+    /// All tenants: pending deliveries with `next_attempt_at <= now_ms`, longest overdue first.
+    async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<WebhookDelivery>>;
+
+    // --- idempotency keys (1-255 printable ASCII; forgotten after 24 h)
+    /// The first caller gets `New` (and must finish or abort); the same key with the same
+    /// request hash gets `InProgress` or `Done`, with another hash `Mismatch`.
+    async fn idempotency_begin(&self, tenant_id: &str, key: &str, request_sha256: &str) -> Result<IdempotencyState>;
+    /// Stores the response (status 100-599) of an in-progress key; `NotFound`/`Conflict` otherwise.
+    async fn idempotency_finish(&self, tenant_id: &str, key: &str, status: u16, body: &str) -> Result<()>;
+    /// Deletes an in-progress key so that a retry can run; `NotFound`/`Conflict` otherwise.
+    async fn idempotency_abort(&self, tenant_id: &str, key: &str) -> Result<()>;
 }

@@ -5,7 +5,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use super::types::*;
 use super::delegate::delegate_control_store;
 use super::{sql_access::sql_access, sql_agents::sql_agents, sql_billing::sql_billing};
-use super::{sql_campaigns::sql_campaigns, sql_content::sql_content, sql_tenants::sql_tenants};
+use super::{sql_campaigns::sql_campaigns, sql_content::sql_content, sql_dialer::sql_dialer, sql_tenants::sql_tenants};
+use super::{sql_idempotency::sql_idempotency, sql_webhooks::sql_webhooks};
 use crate::{DataError, Result};
 
 /// Control store on PostgreSQL. Runs the migrations on connect (they take an advisory lock, so
@@ -38,5 +39,8 @@ sql_billing!(PgControlStore, PgRow, "postgres");
 sql_agents!(PgControlStore, PgRow, "postgres");
 sql_access!(PgControlStore, PgRow, "postgres");
 sql_content!(PgControlStore, PgRow, "postgres");
-sql_campaigns!(PgControlStore, PgRow, "postgres", "FOR UPDATE SKIP LOCKED");
+sql_campaigns!(PgControlStore, PgRow, "postgres");
+sql_dialer!(PgControlStore, PgRow, "postgres", "FOR UPDATE SKIP LOCKED");
+sql_webhooks!(PgControlStore, PgRow, "postgres");
+sql_idempotency!(PgControlStore, PgRow, "postgres");
 delegate_control_store!(PgControlStore);

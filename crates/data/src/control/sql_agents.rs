@@ -65,6 +65,62 @@ macro_rules! sql_agents {
                 rows.iter().map(Self::agent_row).collect()
             }
 
+            async fn agent(&self, tenant_id: &str, id: &str) -> $crate::Result<$crate::control::Agent> {
+                $crate::control::validate::id(tenant_id)?;
+                $crate::control::validate::id(id)?;
+                let row = sqlx::query("SELECT * FROM agents WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| $crate::DataError::backend($name, e))?
+                    .ok_or_else(|| $crate::DataError::not_found("agent", id))?;
+                Self::agent_row(&row)
+            }
+
+            async fn update_agent(&self, tenant_id: &str, id: &str, name: &str) -> $crate::Result<$crate::control::Agent> {
+                use $crate::control::validate as v;
+                v::id(tenant_id)?;
+                v::id(id)?;
+                v::text("agent name", name)?;
+                let row = sqlx::query("UPDATE agents SET name = $3 WHERE tenant_id = $1 AND id = $2 RETURNING *")
+                    .bind(tenant_id)
+                    .bind(id)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| $crate::DataError::backend($name, e))?
+                    .ok_or_else(|| $crate::DataError::not_found("agent", id))?;
+                Self::agent_row(&row)
+            }
+
+            /// Deletes the agent and its versions in one transaction; `Conflict` (nothing
+            /// deleted) while one of the tenant's numbers routes to it.
+            async fn delete_agent(&self, tenant_id: &str, id: &str) -> $crate::Result<()> {
+                $crate::control::validate::id(tenant_id)?;
+                $crate::control::validate::id(id)?;
+                let be = |e| $crate::DataError::backend($name, e);
+                let mut tx = self.pool.begin().await.map_err(be)?;
+                let versions = sqlx::query("DELETE FROM agent_versions WHERE tenant_id = $1 AND agent_id = $2").bind(tenant_id).bind(id);
+                versions.execute(&mut *tx).await.map_err(be)?;
+                let gone = sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND id = $2").bind(tenant_id).bind(id);
+                if gone.execute(&mut *tx).await.map_err(be)?.rows_affected() == 0 {
+                    tx.rollback().await.map_err(be)?;
+                    return Err($crate::DataError::not_found("agent", id));
+                }
+                let bound = sqlx::query("SELECT number FROM phone_numbers WHERE tenant_id = $1 AND agent_id = $2 LIMIT 1")
+                    .bind(tenant_id)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(be)?;
+                if bound.is_some() {
+                    tx.rollback().await.map_err(be)?;
+                    return Err($crate::DataError::Conflict(format!("agent `{id}` still answers a phone number: release or re-point it first")));
+                }
+                tx.commit().await.map_err(be)
+            }
+
             /// The version number comes from bumping `agents.latest_version` inside the
             /// transaction: that UPDATE row-locks on PostgreSQL and takes SQLite's write lock, so
             /// concurrent publishes queue up and get 1, 2, 3… with no gap (a refused publish rolls

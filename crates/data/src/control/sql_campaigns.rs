@@ -1,9 +1,8 @@
-//! Outbound campaigns and their contacts, written once for both backends (`$N` placeholders).
-//! `$skip_locked` is `FOR UPDATE SKIP LOCKED` on PostgreSQL (two dialers never take the same
-//! contact) and empty on SQLite (whose writers are serialized anyway).
+//! Outbound campaigns and adding their contacts, written once for both backends (`$N`
+//! placeholders). The dialer's side of contacts is in `sql_dialer.rs`.
 
 macro_rules! sql_campaigns {
-    ($store:ty, $row:ty, $name:literal, $skip_locked:literal) => {
+    ($store:ty, $row:ty, $name:literal) => {
         impl $store {
             fn campaign_row(r: &$row) -> $crate::Result<$crate::control::Campaign> {
                 use sqlx::Row;
@@ -103,43 +102,26 @@ macro_rules! sql_campaigns {
                 Ok(())
             }
 
-            /// Takes up to `n` pending contacts (oldest first) and marks them `dialing`
-            /// (attempts + 1). Does not look at the campaign's status: the dialer decides.
-            async fn next_contacts(&self, tenant_id: &str, campaign_id: &str, n: u32) -> $crate::Result<Vec<$crate::control::CampaignContact>> {
-                use sqlx::Row;
-                use $crate::control::validate as v;
-                v::id(tenant_id)?;
-                v::id(campaign_id)?;
-                self.exists("SELECT id FROM campaigns WHERE tenant_id = $1 AND id = $2", tenant_id, campaign_id, "campaign").await?;
-                let rows = sqlx::query(concat!(
-                    "UPDATE campaign_contacts SET status = 'dialing', attempts = attempts + 1, updated_at = $4 WHERE id IN (",
-                    "SELECT id FROM campaign_contacts WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'pending' ",
-                    "ORDER BY id LIMIT $3 ",
-                    $skip_locked,
-                    ") RETURNING *"
-                ))
-                .bind(tenant_id)
-                .bind(campaign_id)
-                .bind(i64::from(n.min(10_000)))
-                .bind(v::now_ms())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| $crate::DataError::backend($name, e))?;
-                let e = |e| $crate::DataError::backend($name, e);
-                let mut out = Vec::with_capacity(rows.len());
-                for r in &rows {
-                    let (vars, status): (String, String) = (r.try_get("vars").map_err(e)?, r.try_get("status").map_err(e)?);
-                    out.push($crate::control::CampaignContact {
-                        id: r.try_get("id").map_err(e)?,
-                        campaign_id: r.try_get("campaign_id").map_err(e)?,
-                        number: r.try_get("number").map_err(e)?,
-                        vars: v::from_json($name, &vars)?,
-                        status: $crate::control::ContactStatus::parse(&status)?,
-                        attempts: r.try_get("attempts").map_err(e)?,
-                    });
-                }
-                out.sort_by_key(|c| c.id);
-                Ok(out)
+            async fn campaign(&self, tenant_id: &str, id: &str) -> $crate::Result<$crate::control::Campaign> {
+                $crate::control::validate::id(tenant_id)?;
+                $crate::control::validate::id(id)?;
+                let row = sqlx::query("SELECT * FROM campaigns WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| $crate::DataError::backend($name, e))?
+                    .ok_or_else(|| $crate::DataError::not_found("campaign", id))?;
+                Self::campaign_row(&row)
+            }
+
+            /// Every tenant's running campaigns (the dialer's work list).
+            async fn running_campaigns(&self) -> $crate::Result<Vec<$crate::control::Campaign>> {
+                let rows = sqlx::query("SELECT * FROM campaigns WHERE status = 'running' ORDER BY tenant_id, id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| $crate::DataError::backend($name, e))?;
+                rows.iter().map(Self::campaign_row).collect()
             }
 
             async fn campaigns(&self, tenant_id: &str) -> $crate::Result<Vec<$crate::control::Campaign>> {

@@ -16,6 +16,10 @@ macro_rules! sql_tenants {
                         max_concurrent_calls: opt(r.try_get("max_concurrent_calls").map_err(e)?)?,
                         monthly_minutes: opt(r.try_get("monthly_minutes").map_err(e)?)?,
                         retention_days: u32_of($name, r.try_get("retention_days").map_err(e)?)?,
+                        allowed_providers: match r.try_get::<Option<String>, _>("allowed_providers").map_err(e)? {
+                            Some(json) => Some($crate::control::validate::from_json($name, &json)?),
+                            None => None,
+                        },
                     },
                     created_at: r.try_get("created_at").map_err(e)?,
                 })
@@ -25,9 +29,10 @@ macro_rules! sql_tenants {
                 use $crate::control::validate as v;
                 v::id(&t.id)?;
                 v::text("tenant name", &t.name)?;
+                let providers = v::allowed_providers(&t.plan)?;
                 let row = sqlx::query(
-                    "INSERT INTO tenants (id, name, max_concurrent_calls, monthly_minutes, retention_days, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+                    "INSERT INTO tenants (id, name, max_concurrent_calls, monthly_minutes, retention_days, created_at, allowed_providers) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
                 )
                 .bind(&t.id)
                 .bind(&t.name)
@@ -35,6 +40,7 @@ macro_rules! sql_tenants {
                 .bind(t.plan.monthly_minutes.map(i64::from))
                 .bind(i64::from(t.plan.retention_days))
                 .bind(v::now_ms())
+                .bind(providers)
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| v::write_err($name, e, || format!("tenant `{}` already exists", t.id), ("tenant", &t.id)))?;
@@ -79,14 +85,16 @@ macro_rules! sql_tenants {
 
             async fn set_plan(&self, id: &str, plan: $crate::control::Plan) -> $crate::Result<$crate::control::Tenant> {
                 $crate::control::validate::id(id)?;
+                let providers = $crate::control::validate::allowed_providers(&plan)?;
                 let row = sqlx::query(
-                    "UPDATE tenants SET max_concurrent_calls = $2, monthly_minutes = $3, retention_days = $4 \
+                    "UPDATE tenants SET max_concurrent_calls = $2, monthly_minutes = $3, retention_days = $4, allowed_providers = $5 \
                      WHERE id = $1 RETURNING *",
                 )
                 .bind(id)
                 .bind(plan.max_concurrent_calls.map(i64::from))
                 .bind(plan.monthly_minutes.map(i64::from))
                 .bind(i64::from(plan.retention_days))
+                .bind(providers)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| $crate::DataError::backend($name, e))?

@@ -8,7 +8,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use super::types::*;
 use super::delegate::delegate_control_store;
 use super::{sql_access::sql_access, sql_agents::sql_agents, sql_billing::sql_billing};
-use super::{sql_campaigns::sql_campaigns, sql_content::sql_content, sql_tenants::sql_tenants};
+use super::{sql_campaigns::sql_campaigns, sql_content::sql_content, sql_dialer::sql_dialer, sql_tenants::sql_tenants};
+use super::{sql_idempotency::sql_idempotency, sql_webhooks::sql_webhooks};
 use crate::{DataError, Result};
 
 /// Control store in a SQLite file (WAL, foreign keys on). Runs the migrations on open.
@@ -54,5 +55,8 @@ sql_billing!(SqliteControlStore, SqliteRow, "sqlite");
 sql_agents!(SqliteControlStore, SqliteRow, "sqlite");
 sql_access!(SqliteControlStore, SqliteRow, "sqlite");
 sql_content!(SqliteControlStore, SqliteRow, "sqlite");
-sql_campaigns!(SqliteControlStore, SqliteRow, "sqlite", "");
+sql_campaigns!(SqliteControlStore, SqliteRow, "sqlite");
+sql_dialer!(SqliteControlStore, SqliteRow, "sqlite", "");
+sql_webhooks!(SqliteControlStore, SqliteRow, "sqlite");
+sql_idempotency!(SqliteControlStore, SqliteRow, "sqlite");
 delegate_control_store!(SqliteControlStore);

@@ -45,6 +45,7 @@ text_enum!(CampaignStatus {
     Draft => "draft", Running => "running", Paused => "paused", Completed => "completed", Cancelled => "cancelled",
 });
 text_enum!(ContactStatus { Pending => "pending", Dialing => "dialing", Done => "done", Failed => "failed" });
+text_enum!(DeliveryStatus { Pending => "pending", Delivered => "delivered", Failed => "failed" });
 
 /// What a tenant may use. `None` = unlimited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +53,10 @@ pub struct Plan {
     pub max_concurrent_calls: Option<u32>,
     pub monthly_minutes: Option<u32>,
     pub retention_days: u32,
+    /// Providers the tenant's agents may use (e.g. `["deepgram", "claude", "cartesia",
+    /// "local"]`); `None` = any provider.
+    #[serde(default)]
+    pub allowed_providers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,5 +234,72 @@ pub struct CampaignContact {
     pub number: String,
     pub vars: Value,
     pub status: ContactStatus,
+    /// Finished call attempts (taking a contact does not count; finishing it does).
     pub attempts: i32,
+    /// The last finished attempt's outcome (`completed`, `no_answer`…) and call.
+    pub last_outcome: Option<String>,
+    pub last_call_id: Option<String>,
+    /// A pending contact is not taken before this time (0 = at once).
+    pub next_attempt_at: i64,
+}
+
+/// Contacts of one campaign per status, and attempts summed over all of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignProgress {
+    pub total: i64,
+    pub pending: i64,
+    pub dialing: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub attempts: i64,
+}
+
+/// A tenant's HTTP endpoint for events. `secret` signs each delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    /// Event names (`call.ended`…) or `*`.
+    pub events: Vec<String>,
+    pub secret: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: String,
+}
+
+/// One event sent (or to send) to one webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    pub id: String,
+    pub tenant_id: String,
+    pub webhook_id: String,
+    pub event: String,
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub response_status: Option<i32>,
+    /// When a pending delivery is due; `None` = not scheduled.
+    pub next_attempt_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What [`super::ControlStore::idempotency_begin`] found for a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdempotencyState {
+    /// First use: the caller runs the request, then finishes or aborts the key.
+    New,
+    /// The same request is still running elsewhere.
+    InProgress,
+    /// The same request already ran: replay this response.
+    Done { status: u16, body: String },
+    /// The key was used with another request body.
+    Mismatch,
 }

@@ -35,6 +35,57 @@ pub fn provider(s: &str, allow_any: bool) -> Result<()> {
     if ok { Ok(()) } else { Err(DataError::invalid("provider", "1 to 64 of letters, digits, '-', '_', '.', ':', '/'")) }
 }
 
+/// A plan's provider list as stored (JSON text), `None` for any provider.
+pub fn allowed_providers(plan: &crate::control::Plan) -> Result<Option<String>> {
+    let Some(list) = &plan.allowed_providers else { return Ok(None) };
+    if list.len() > 64 {
+        return Err(DataError::invalid("allowed providers", "at most 64"));
+    }
+    for p in list {
+        provider(p, false)?;
+    }
+    json_text(list).map(Some)
+}
+
+/// A label such as an event name or a call outcome: 1..=64 printable ASCII, no spaces.
+pub fn token(what: &'static str, s: &str) -> Result<()> {
+    let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic());
+    if ok { Ok(()) } else { Err(DataError::invalid(what, "1 to 64 printable ASCII characters without spaces")) }
+}
+
+/// A webhook endpoint: `http://` or `https://` with a host, at most 2048 characters, no
+/// spaces or control characters.
+pub fn webhook_url(url: &str) -> Result<()> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return Err(DataError::invalid("webhook url", "must start with http:// or https://"));
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if url.len() > 2048 || host.is_empty() || !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(DataError::invalid("webhook url", "an http(s) URL with a host, at most 2048 characters, no spaces"));
+    }
+    Ok(())
+}
+
+/// An `Idempotency-Key`: 1..=255 printable ASCII characters.
+pub fn idempotency_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if ok { Ok(()) } else { Err(DataError::invalid("idempotency key", "1 to 255 printable ASCII characters")) }
+}
+
+/// A SHA-256 in hex (64 digits), returned lowercased.
+pub fn sha256_hex(what: &'static str, s: &str) -> Result<String> {
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(DataError::invalid(what, "expected 64 hex digits"))
+    }
+}
+
 pub fn non_negative(what: &'static str, v: i64) -> Result<()> {
     if v < 0 { Err(DataError::invalid(what, "must not be negative")) } else { Ok(()) }
 }
