@@ -11,6 +11,7 @@ pub mod text;
 pub mod local;
 pub mod rulebook;
 pub mod cloud;
+pub mod net_guard;
 
 pub use error::{AiError, Result};
 pub use traits::*;

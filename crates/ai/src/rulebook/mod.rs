@@ -14,11 +14,13 @@ use async_trait::async_trait;
 
 pub use schema::{Action, Intent, RuleBook, Slot, SlotKind};
 
+use crate::net_guard::ToolHttp;
 use crate::{Brain, BrainSession, CallContext, EmbedKind, Embedder, Result};
 
 pub struct RuleBookBrain {
     book: Arc<RuleBook>,
     matcher: Arc<matcher::Matcher>,
+    http: ToolHttp,
 }
 
 impl RuleBookBrain {
@@ -35,7 +37,14 @@ impl RuleBookBrain {
             None => None,
         };
         let matcher = matcher::Matcher::new(&book, examples, vectors, embedder);
-        Ok(RuleBookBrain { book: Arc::new(book), matcher: Arc::new(matcher) })
+        Ok(RuleBookBrain { book: Arc::new(book), matcher: Arc::new(matcher), http: ToolHttp::default() })
+    }
+
+    /// The client (and network policy) the `http` actions run on; without it, the strict
+    /// default ([`ToolHttp::default`]: https only, no private networks).
+    pub fn with_tool_http(mut self, http: ToolHttp) -> Self {
+        self.http = http;
+        self
     }
 }
 
@@ -46,7 +55,7 @@ impl Brain for RuleBookBrain {
     }
 
     async fn session(&self, ctx: CallContext) -> Result<Box<dyn BrainSession>> {
-        Ok(Box::new(session::Session::new(self.book.clone(), self.matcher.clone(), ctx, chrono::Local::now().date_naive())))
+        Ok(Box::new(session::Session::new(self.book.clone(), self.matcher.clone(), ctx, chrono::Local::now().date_naive(), self.http.clone())))
     }
 }
 

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -16,6 +15,7 @@ use tokio::sync::{mpsc, Mutex};
 use super::matcher::Matcher;
 use super::schema::{render, Action, RuleBook};
 use super::slots::{self, yes_no};
+use crate::net_guard::{ToolHttp, redact_url};
 use crate::text::SentenceSplitter;
 use crate::{BrainEvent, BrainSession, CallAction, CallContext, Message, Result, Role, TurnInput};
 
@@ -39,7 +39,7 @@ struct Inner {
     today: NaiveDate,
     active: Option<Active>,
     misses: u32,
-    http: reqwest::Client,
+    http: ToolHttp,
 }
 
 pub struct Session {
@@ -47,8 +47,8 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(book: Arc<RuleBook>, matcher: Arc<Matcher>, ctx: CallContext, today: NaiveDate) -> Self {
-        let inner = Inner { book, matcher, ctx, today, active: None, misses: 0, http: reqwest::Client::new() };
+    pub fn new(book: Arc<RuleBook>, matcher: Arc<Matcher>, ctx: CallContext, today: NaiveDate, http: ToolHttp) -> Self {
+        let inner = Inner { book, matcher, ctx, today, active: None, misses: 0, http };
         Session { inner: Arc::new(Mutex::new(inner)) }
     }
 }
@@ -292,19 +292,14 @@ impl Inner {
         if url.is_empty() {
             return Ok((BTreeMap::new(), format!("no URL configured: recorded {}", body.map(|b| b.to_string()).unwrap_or_default())));
         }
-        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-        let mut req = self.http.request(m, &url).timeout(Duration::from_millis(timeout_ms));
-        if let Some(b) = &body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| format!("{name}: {e}"))?;
-        let status = resp.status();
-        if !status.is_success() {
+        // through the SSRF guard; for GET the body's fields become the query
+        let (status, text) = self.http.send(method, &url, body.as_ref(), timeout_ms).await.map_err(|e| format!("{name}: {e}"))?;
+        if !(200..300).contains(&status) {
             return Err(format!("{name}: HTTP {status}"));
         }
-        let json: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         let fields = json.as_object().map(|o| o.iter().map(|(k, v)| (format!("http.{k}"), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect()).unwrap_or_default();
-        Ok((fields, format!("{method} {url} → {status}")))
+        Ok((fields, format!("{method} {} → {status}", redact_url(&url))))
     }
 
     fn var(&self, k: &str, vars: &BTreeMap<String, String>) -> Option<String> {

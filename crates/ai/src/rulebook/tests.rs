@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
+use crate::net_guard::{ToolHttp, ToolHttpPolicy};
 use crate::{BrainEvent, CallAction, EmbedKind, Embedder, Message, Role, TurnInput};
 
 const CLINIC: &str = include_str!("../../../../agents/clinic.toml");
@@ -24,7 +25,7 @@ struct Call {
 impl Call {
     async fn new(embedder: Option<Arc<dyn Embedder>>) -> Call {
         let brain = RuleBookBrain::new(RuleBook::from_toml_str(CLINIC).unwrap(), embedder).await.unwrap();
-        let s = session::Session::new(brain.book.clone(), brain.matcher.clone(), crate::CallContext { caller: "+15550100".into(), ..Default::default() }, today());
+        let s = session::Session::new(brain.book.clone(), brain.matcher.clone(), crate::CallContext { caller: "+15550100".into(), ..Default::default() }, today(), brain.http.clone());
         Call { s, history: Vec::new() }
     }
 
@@ -169,9 +170,19 @@ fn book_with_url(url: &str) -> RuleBook {
     RuleBook::from_toml_str(&CLINIC.replace("url = \"{env.BOOKING_URL}\"", &format!("url = \"{url}\"")).replace("We'll see you on {date} at {time}.", "Your reference is {http.id}.")).unwrap()
 }
 
+/// The tool servers here are on 127.0.0.1 over plain http: the network policy must allow
+/// that explicitly (the default refuses it).
+fn local_tools() -> ToolHttp {
+    ToolHttp::new(ToolHttpPolicy::local(&["127.0.0.1/32"])).unwrap()
+}
+
 async fn booked(book: RuleBook) -> (String, Vec<BrainEvent>) {
-    let brain = RuleBookBrain::new(book, None).await.unwrap();
-    let mut c = Call { s: session::Session::new(brain.book.clone(), brain.matcher.clone(), Default::default(), today()), history: vec![] };
+    booked_with(book, local_tools()).await
+}
+
+async fn booked_with(book: RuleBook, http: ToolHttp) -> (String, Vec<BrainEvent>) {
+    let brain = RuleBookBrain::new(book, None).await.unwrap().with_tool_http(http);
+    let mut c = Call { s: session::Session::new(brain.book.clone(), brain.matcher.clone(), Default::default(), today(), brain.http.clone()), history: vec![] };
     c.say("book an appointment for tomorrow at 10 am, my name is Ana Lee").await;
     c.say("yes").await
 }
@@ -193,4 +204,34 @@ async fn http_action_failure_says_so() {
     let (r, ev) = booked(book_with_url(&url)).await;
     assert!(r.starts_with("Sorry, I couldn't reach the booking system"), "{r}");
     assert!(matches!(&ev[..], [BrainEvent::ToolCalled { ok: false, .. }]));
+}
+
+#[tokio::test]
+async fn http_action_to_an_internal_address_is_refused_by_default() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/bookings?key=SECRET", l.local_addr().unwrap());
+    let (r, ev) = booked_with(book_with_url(&url), ToolHttp::default()).await;
+    assert!(r.starts_with("Sorry, I couldn't reach the booking system"), "{r}");
+    match &ev[..] {
+        [BrainEvent::ToolCalled { ok: false, detail, .. }] => {
+            assert!(detail.contains("tool URL refused: plain http is not allowed"), "{detail}");
+            assert!(!detail.contains("SECRET"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // https, still refused: loopback
+    let (_, ev) = booked_with(book_with_url(&url.replace("http:", "https:")), ToolHttp::default()).await;
+    assert!(matches!(&ev[..], [BrainEvent::ToolCalled { ok: false, detail, .. }] if detail.contains("127.0.0.1 is a loopback address")), "{ev:?}");
+    // the booking server got no connection
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(150), l.accept()).await.is_err());
+}
+
+#[tokio::test]
+async fn http_action_success_detail_has_no_query() {
+    let (url, _req) = http_once("200 OK", r#"{"id":"BK-7"}"#).await;
+    let (_, ev) = booked(book_with_url(&format!("{url}?key=SECRET"))).await;
+    match &ev[..] {
+        [BrainEvent::ToolCalled { ok: true, detail, .. }] => assert!(detail.starts_with("POST http://127.0.0.1:") && detail.ends_with("/bookings → 200") && !detail.contains("SECRET"), "{detail}"),
+        other => panic!("{other:?}"),
+    }
 }

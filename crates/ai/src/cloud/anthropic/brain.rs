@@ -16,6 +16,7 @@ use super::client::{AnthropicClient, ClientError};
 use super::stream::StreamItem;
 use super::tools::{ToolSpec, run_tool};
 use super::wire::{Block, CacheControl, Request, WireMessage, WireRole, mark_history_cache, normalize};
+use crate::net_guard::ToolHttp;
 use crate::{Brain, BrainEvent, BrainSession, CallContext, Message, ProviderUsage, Result, Role, TurnInput};
 
 pub const DEFAULT_MODEL: &str = "claude-haiku-4-5";
@@ -70,12 +71,20 @@ impl LlmAgent {
 pub struct ClaudeBrain {
     client: AnthropicClient,
     agent: Arc<LlmAgent>,
-    http: reqwest::Client,
+    http: ToolHttp,
 }
 
 impl ClaudeBrain {
+    /// With the strict tool network policy ([`ToolHttp::default`]: https only, no private
+    /// networks); [`ClaudeBrain::with_tool_http`] sets the configured one.
     pub fn new(client: AnthropicClient, agent: LlmAgent) -> Self {
-        ClaudeBrain { client, agent: Arc::new(agent), http: reqwest::Client::new() }
+        ClaudeBrain { client, agent: Arc::new(agent), http: ToolHttp::default() }
+    }
+
+    /// The client (and network policy) the agent's HTTP tools run on.
+    pub fn with_tool_http(mut self, http: ToolHttp) -> Self {
+        self.http = http;
+        self
     }
 }
 
@@ -99,7 +108,7 @@ struct Exchange {
 struct ClaudeSession {
     client: AnthropicClient,
     agent: Arc<LlmAgent>,
-    http: reqwest::Client,
+    http: ToolHttp,
     ctx: CallContext,
     exchanges: Arc<Mutex<Vec<Exchange>>>,
 }
@@ -162,7 +171,7 @@ impl BrainSession for ClaudeSession {
 struct Turn {
     client: AnthropicClient,
     agent: Arc<LlmAgent>,
-    http: reqwest::Client,
+    http: ToolHttp,
     exchanges: Arc<Mutex<Vec<Exchange>>>,
     anchor: usize,
     call_id: String,

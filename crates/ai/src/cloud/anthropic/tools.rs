@@ -1,12 +1,11 @@
 //! The tools an LLM agent may call: end the call, transfer it, or an HTTP action.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::wire::ToolDef;
 use crate::CallAction;
+use crate::net_guard::ToolHttp;
 
 /// A tool in an agent's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,9 +55,6 @@ fn three_s() -> u64 {
     3000
 }
 
-/// Largest HTTP tool response read (the rest is cut off).
-pub const MAX_TOOL_RESPONSE: usize = 16 * 1024;
-
 impl ToolSpec {
     pub fn name(&self) -> &str {
         match self {
@@ -98,7 +94,7 @@ pub struct ToolOutcome {
     pub action: Option<CallAction>,
 }
 
-pub async fn run_tool(http: &reqwest::Client, spec: Option<&ToolSpec>, name: &str, input: &Value) -> ToolOutcome {
+pub async fn run_tool(http: &ToolHttp, spec: Option<&ToolSpec>, name: &str, input: &Value) -> ToolOutcome {
     let reason = input.get("reason").and_then(Value::as_str).unwrap_or("agent decision").to_string();
     match spec {
         None => ToolOutcome { content: format!("unknown tool `{name}`"), is_error: true, action: None },
@@ -120,33 +116,11 @@ pub async fn run_tool(http: &reqwest::Client, spec: Option<&ToolSpec>, name: &st
     }
 }
 
-async fn http_tool(http: &reqwest::Client, url: &str, method: &str, input: &Value, timeout_ms: u64) -> Result<String, String> {
-    let m = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| format!("bad method `{method}`"))?;
-    let mut url = reqwest::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
-    if m == reqwest::Method::GET
-        && let Some(o) = input.as_object()
-    {
-        let mut q = url.query_pairs_mut();
-        for (k, v) in o {
-            q.append_pair(k, &v.as_str().map_or_else(|| v.to_string(), str::to_string));
-        }
-    }
-    let mut req = http.request(m.clone(), url).timeout(Duration::from_millis(timeout_ms));
-    if m != reqwest::Method::GET {
-        req = req.json(input);
-    }
-    let mut resp = req.send().await.map_err(|e| format!("request failed: {}", e.without_url()))?;
-    let status = resp.status();
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("reading the response failed: {}", e.without_url()))? {
-        let room = MAX_TOOL_RESPONSE.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if room <= chunk.len() {
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&body).into_owned();
-    if status.is_success() { Ok(text) } else { Err(format!("HTTP {}: {}", status.as_u16(), text.chars().take(500).collect::<String>())) }
+/// Runs an HTTP tool through the SSRF guard ([`ToolHttp`]): a 2xx body is the result for the
+/// model, anything else an error it sees.
+async fn http_tool(http: &ToolHttp, url: &str, method: &str, input: &Value, timeout_ms: u64) -> Result<String, String> {
+    let (status, text) = http.send(method, url, Some(input), timeout_ms).await.map_err(|e| e.to_string())?;
+    if (200..300).contains(&status) { Ok(text) } else { Err(format!("HTTP {status}: {}", text.chars().take(500).collect::<String>())) }
 }
 
 #[cfg(test)]
@@ -183,7 +157,7 @@ mod tests {
 
     #[tokio::test]
     async fn call_control_tools_become_actions() {
-        let http = reqwest::Client::new();
+        let http = ToolHttp::default();
         let t = ToolSpec::Transfer { to: "+1555".into(), description: None, warm: false };
         let o = run_tool(&http, Some(&t), "transfer_call", &json!({"reason": "wants a human"})).await;
         assert_eq!(o.action, Some(CallAction::Transfer { to: "+1555".into(), reason: "wants a human".into(), warm: false, summary: None }));
@@ -196,5 +170,33 @@ mod tests {
         assert!(run_tool(&http, Some(&d), "send_dtmf", &json!({"digits": "1; rm"})).await.is_error);
         let o = run_tool(&http, None, "nope", &json!({})).await;
         assert!(o.is_error && o.content.contains("unknown tool"));
+    }
+
+    #[tokio::test]
+    async fn http_tools_go_through_the_network_guard() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/book", l.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap();
+            let body = "booked";
+            s.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).to_string()
+        });
+        let spec = ToolSpec::Http { name: "book".into(), description: "Book".into(), url: url.clone(), method: "POST".into(), input_schema: any_object(), timeout_ms: 3000 };
+        // the strict default refuses a loopback tool server, before connecting
+        let o = run_tool(&ToolHttp::default(), Some(&spec), "book", &json!({"day": "monday"})).await;
+        assert!(o.is_error && o.content.starts_with("tool URL refused: plain http is not allowed"), "{}", o.content);
+        let https = ToolSpec::Http { name: "book".into(), description: "Book".into(), url: url.replace("http:", "https:"), method: "POST".into(), input_schema: any_object(), timeout_ms: 3000 };
+        let o = run_tool(&ToolHttp::default(), Some(&https), "book", &json!({})).await;
+        assert!(o.is_error && o.content.contains("127.0.0.1 is a loopback address"), "{}", o.content);
+        assert!(!server.is_finished());
+        // an explicit allowance reaches it
+        let local = ToolHttp::new(crate::net_guard::ToolHttpPolicy::local(&["127.0.0.1/32"])).unwrap();
+        let o = run_tool(&local, Some(&spec), "book", &json!({"day": "monday"})).await;
+        assert!(!o.is_error && o.content == "booked", "{}", o.content);
+        assert!(server.await.unwrap().starts_with("POST /book "));
     }
 }
