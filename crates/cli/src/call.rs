@@ -5,10 +5,15 @@ use callfunnel_media::caller::{self, CallerCarrier, CallerOptions, Script};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Media WebSocket URL, e.g. ws://127.0.0.1:8080/twilio/media/CALL_ID or
-    /// ws://127.0.0.1:8080/exotel/media/CALL_ID
+    /// Media WebSocket URL, e.g. ws://127.0.0.1:8080/twilio/media/CALL_ID/CALL_TOKEN (from the
+    /// TwiML). Without a call token, one is made with this machine's server key (the server
+    /// must use the same data directory).
     #[arg(long)]
     url: String,
+    /// Bearer token to read the call's timeline from the server's API afterwards (default:
+    /// a viewer token from the built-in dev issuer, when `[auth] mode = "dev"`).
+    #[arg(long, env = "CALLFUNNEL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Carrier protocol to speak (default: from the URL path, else twilio).
     #[arg(long, value_parser = ["twilio", "exotel"])]
     carrier: Option<String>,
@@ -32,11 +37,21 @@ pub struct Args {
     json: bool,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(mut args: Args, config: Option<&std::path::Path>) -> anyhow::Result<()> {
     if !(args.url.starts_with("ws://") || args.url.starts_with("wss://")) {
         anyhow::bail!("--url must be a ws:// or wss:// URL, got `{}`", args.url);
     }
     let script = Script::from_file(&args.script)?;
+    let cfg = callfunnel_control::Config::load(config)?;
+    let target = crate::report::media_target(&args.url).ok_or_else(|| anyhow::anyhow!("--url must end in /twilio/media/CALL_ID[/TOKEN] or /exotel/media/CALL_ID[/TOKEN]"))?;
+    if target.token.is_none() {
+        let tokens = callfunnel_control::auth::CallTokens::open(std::env::var(callfunnel_control::auth::CALL_TOKEN_SECRET_ENV).ok(), &cfg.data.dir.join("auth"), cfg.auth.call_token_ttl_secs)?;
+        args.url = target.with_token(&tokens.mint(&target.call_id));
+    }
+    let api_token = args.token.clone().or_else(|| {
+        let dev = (cfg.auth.mode == callfunnel_control::auth::AuthMode::Dev).then(|| callfunnel_control::auth::open_dev_issuer(&cfg).ok()).flatten()?;
+        Some(dev.token("callfunnel-call", Some(&cfg.agents.default_tenant), &["viewer"], &cfg.auth.audience, 600))
+    });
     let exotel = match args.carrier.as_deref() {
         Some(c) => c == "exotel",
         None => args.url.contains("/exotel/"),
@@ -52,7 +67,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let report = caller::run(&script, &opts).await?;
     // The agent's side, if the server is callfunnel (its call API is on the same host).
-    let timeline = crate::report::fetch_timeline(&args.url).await;
+    let timeline = match api_token {
+        Some(t) => crate::report::fetch_timeline(&args.url, &t).await,
+        None => None,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"caller": report, "timeline": timeline}))?);
     } else {

@@ -94,6 +94,10 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("callfunnel-demo-agents-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let booking = booking_endpoint().await?;
+        // The stand-in booking system listens on 127.0.0.1 over plain http, which the [tools]
+        // default refuses (https only, no loopback): the demo opens exactly that, explicitly.
+        cfg.tools.allow_http = true;
+        cfg.tools.allow_networks.push("127.0.0.1/32".into());
         std::fs::write(dir.join("clinic-llm.toml"), CLINIC_LLM.replace("http://127.0.0.1:8089/bookings", &booking))?;
         cfg.agents.dir = dir.clone();
         cfg.agents.default_agent = "clinic-llm".into();
@@ -120,7 +124,8 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
     eprintln!("models loaded in {:.1} s; placing the call (real time, about a minute) ...", t.elapsed().as_secs_f64());
 
     let call_id = format!("demo-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
-    let url = format!("ws://{}/twilio/media/{call_id}", server.addr);
+    // the stream URL a carrier would get in the TwiML: the call token in the path
+    let url = format!("ws://{}/twilio/media/{call_id}/{}", server.addr, server.state.auth.call_tokens.mint(&call_id));
     if let Some(dir) = args.record.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

@@ -6,6 +6,7 @@ mod logging;
 mod models;
 mod report;
 mod serve;
+mod token;
 mod vad;
 
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ enum Command {
     Vad(vad::Args),
     /// Manage the offline models.
     Models(models::Args),
+    /// Mint an API access token with the built-in dev issuer.
+    Token(token::Args),
     /// Run a provider simulator (deepgram, anthropic, cartesia, sarvam, voyage) for tests and load.
     Sim(callfunnel_sim::cli::SimArgs),
 }
@@ -57,7 +60,8 @@ fn main() -> std::process::ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Serve(a) => serve::run(a, cli.config.as_deref()).await,
-            Command::Call(a) => call::run(a).await,
+            Command::Call(a) => call::run(a, cli.config.as_deref()).await,
+            Command::Token(a) => token::run(a, cli.config.as_deref()),
             Command::Demo(a) => demo::run(a, cli.config.as_deref()).await,
             Command::Vad(a) => vad::run(a, cli.config.as_deref()).await,
             Command::Models(a) => models::run(a, cli.config.as_deref()).await,

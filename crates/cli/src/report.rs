@@ -121,20 +121,44 @@ pub fn print_call(r: &CallerReport, timeline: Option<&[TimelineEvent]>) {
     println!("ended: {} after {} ms; agent audio {} ms; marks echoed {}; clears {}", r.ended_by, r.duration_ms, r.agent_audio_ms, r.marks_echoed, r.clears);
 }
 
-/// The callfunnel call API next to a media URL: ws://H/twilio/media/ID → http://H/api/calls/ID/timeline.
-pub fn timeline_url(ws_url: &str) -> Option<String> {
-    let (scheme, rest) = ws_url.split_once("://")?;
-    let (host, path) = rest.split_once('/')?;
-    let id = path.strip_prefix("twilio/media/").or_else(|| path.strip_prefix("exotel/media/"))?;
-    let id = id.split('?').next()?;
-    Some(format!("{}://{host}/api/calls/{id}/timeline", if scheme == "wss" { "https" } else { "http" }))
+/// A media stream URL taken apart: `ws://H/CARRIER/media/CALL_ID[/TOKEN][?query]`.
+pub struct MediaTarget {
+    pub base: String,
+    pub http_base: String,
+    pub call_id: String,
+    pub token: Option<String>,
+    pub query: String,
 }
 
-pub async fn fetch_timeline(ws_url: &str) -> Option<Vec<TimelineEvent>> {
-    let url = timeline_url(ws_url)?;
+pub fn media_target(ws_url: &str) -> Option<MediaTarget> {
+    let (scheme, rest) = ws_url.split_once("://")?;
+    let (host, path) = rest.split_once('/')?;
+    let (path, query) = path.split_once('?').map_or((path, String::new()), |(p, q)| (p, format!("?{q}")));
+    let (carrier, tail) = path.strip_prefix("twilio/media/").map(|t| ("twilio", t)).or_else(|| path.strip_prefix("exotel/media/").map(|t| ("exotel", t)))?;
+    let mut parts = tail.splitn(2, '/');
+    let call_id = parts.next().filter(|c| !c.is_empty())?.to_string();
+    let token = parts.next().filter(|t| !t.is_empty()).map(str::to_string);
+    let http = if scheme == "wss" { "https" } else { "http" };
+    Some(MediaTarget { base: format!("{scheme}://{host}/{carrier}/media"), http_base: format!("{http}://{host}"), call_id, token, query })
+}
+
+impl MediaTarget {
+    pub fn with_token(&self, token: &str) -> String {
+        format!("{}/{}/{token}{}", self.base, self.call_id, self.query)
+    }
+
+    /// The callfunnel API's view of this call.
+    pub fn call_url(&self) -> String {
+        format!("{}/v1/calls/{}", self.http_base, self.call_id)
+    }
+}
+
+pub async fn fetch_timeline(ws_url: &str, bearer: &str) -> Option<Vec<TimelineEvent>> {
+    let url = media_target(ws_url)?.call_url();
+    let http = reqwest::Client::new();
     // The server writes the timeline as the call ends; give it a moment.
     for _ in 0..10 {
-        if let Ok(r) = reqwest::get(&url).await {
+        if let Ok(r) = http.get(&url).bearer_auth(bearer).send().await {
             if let Ok(v) = r.json::<Value>().await {
                 if let Ok(ev) = serde_json::from_value::<Vec<TimelineEvent>>(v["events"].clone()) {
                     if ev.iter().any(|e| e.kind == "call_ended") {
@@ -192,9 +216,13 @@ mod tests {
 
     #[test]
     fn timeline_url_follows_the_media_url() {
-        assert_eq!(timeline_url("ws://127.0.0.1:8080/twilio/media/abc").as_deref(), Some("http://127.0.0.1:8080/api/calls/abc/timeline"));
-        assert_eq!(timeline_url("wss://h.example/twilio/media/x").as_deref(), Some("https://h.example/api/calls/x/timeline"));
-        assert_eq!(timeline_url("ws://h/other"), None);
-        assert_eq!(timeline_url("ws://h/exotel/media/ex-1?sample-rate=8000").as_deref(), Some("http://h/api/calls/ex-1/timeline"));
+        let t = media_target("ws://127.0.0.1:8080/twilio/media/abc").unwrap();
+        assert_eq!((t.call_url().as_str(), t.token.as_deref()), ("http://127.0.0.1:8080/v1/calls/abc", None));
+        assert_eq!(t.with_token("123.mac"), "ws://127.0.0.1:8080/twilio/media/abc/123.mac");
+        let t = media_target("wss://h.example/twilio/media/x/99.sig").unwrap();
+        assert_eq!((t.call_url().as_str(), t.token.as_deref()), ("https://h.example/v1/calls/x", Some("99.sig")));
+        assert!(media_target("ws://h/other").is_none());
+        let t = media_target("ws://h/exotel/media/ex-1?sample-rate=8000").unwrap();
+        assert_eq!((t.call_url().as_str(), t.with_token("1.s").as_str()), ("http://h/v1/calls/ex-1", "ws://h/exotel/media/ex-1/1.s?sample-rate=8000"));
     }
 }

@@ -62,8 +62,8 @@ pub fn month_start_ms(now: chrono::DateTime<chrono::Utc>) -> i64 {
 pub async fn admit(stores: &Stores, cfg: &Config, tenant: &str, call_id: &str, providers: &[String]) -> Result<(), Refusal> {
     let plan: Option<Plan> = match stores.control.tenant(tenant).await {
         Ok(t) => Some(t.plan),
-        // the embedded default tenant needs no row: it has no limits
-        Err(DataError::NotFound { .. }) if tenant == cfg.agents.default_tenant => None,
+        // tenants of the configuration (the default one, `[[numbers]]`) need no row: no limits
+        Err(DataError::NotFound { .. }) if tenant == cfg.agents.default_tenant || cfg.numbers.iter().any(|n| n.tenant_id == tenant) => None,
         Err(DataError::NotFound { .. }) => return Err(Refusal::UnknownTenant(tenant.into())),
         Err(e) => return Err(Refusal::Unavailable(e.to_string())),
     };
@@ -86,6 +86,18 @@ pub async fn admit(stores: &Stores, cfg: &Config, tenant: &str, call_id: &str, p
         Err(DataError::Limit(_)) => Err(Refusal::Concurrency(plan.max_concurrent_calls.unwrap_or(0))),
         Err(e) => Err(Refusal::Unavailable(e.to_string())),
     }
+}
+
+/// Releases the lease of an admitted call whose stream has not started within `wait` (the
+/// caller hung up while ringing, the carrier never connected): leases must not leak.
+pub fn release_unless_started(stores: Stores, registry: std::sync::Arc<crate::calls::CallRegistry>, call_id: String, wait: std::time::Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        if registry.get_active(&call_id).is_none() && registry.end_of(&call_id).is_none() {
+            registry.plans.remove(&call_id);
+            release(&stores, &call_id).await;
+        }
+    });
 }
 
 /// Gives back the lease of a call that was admitted but never connected.

@@ -39,6 +39,8 @@ pub struct Config {
     pub numbers: Vec<NumberRoute>,
     pub auth: crate::auth::AuthConfig,
     pub campaigns: CampaignsConfig,
+    /// Where agents' HTTP tools may go (SSRF guard; strict by default).
+    pub tools: crate::tools_config::ToolsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +142,7 @@ impl Default for Config {
             numbers: Vec::new(),
             auth: crate::auth::AuthConfig::default(),
             campaigns: CampaignsConfig::default(),
+            tools: Default::default(),
         }
     }
 }
@@ -163,6 +166,7 @@ impl Config {
         self.turn.validate().map_err(|e| anyhow::anyhow!("invalid [turn]: {e}"))?;
         self.providers.validate().map_err(|e| anyhow::anyhow!("invalid [providers]: {e}"))?;
         self.stores.validate()?;
+        self.tools.validate().map_err(|e| anyhow::anyhow!("invalid [tools]: {e}"))?;
         if !matches!(self.data.timeline.as_str(), "file" | "memory") {
             anyhow::bail!("invalid [data] timeline `{}`: use `file` or `memory`", self.data.timeline);
         }

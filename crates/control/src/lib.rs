@@ -18,6 +18,7 @@ pub mod stores;
 pub mod stores_config;
 pub mod telephony_config;
 pub mod tool_net;
+pub mod tools_config;
 pub mod webhooks;
 
 pub use config::Config;

@@ -16,6 +16,7 @@ use callfunnel_ai::cloud::sarvam::stt::SarvamSttConfig;
 use callfunnel_ai::cloud::sarvam::tts::SarvamTtsConfig;
 use callfunnel_ai::cloud::sarvam::{SarvamStt, SarvamTts};
 use callfunnel_ai::cloud::{Endpoint, SecretSource};
+use callfunnel_ai::net_guard::ToolHttp;
 use callfunnel_ai::rulebook::RuleBookBrain;
 use callfunnel_ai::{Brain, Embedder, SpeechToText, TextToSpeech, TurnDetector, VadFactory};
 use callfunnel_media::engine::Providers;
@@ -23,6 +24,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::agents::{AgentBrain, AgentFile, AgentProfile};
 use crate::provider_config::ProvidersConfig;
+use crate::tools_config::ToolsConfig;
 
 /// The shared on-box models.
 #[derive(Clone)]
@@ -76,6 +78,8 @@ pub struct ProviderHub {
     agents: Mutex<HashMap<String, Arc<LoadedAgent>>>,
     stt_chains: Mutex<HashMap<String, Arc<dyn SpeechToText>>>,
     tts_chains: Mutex<HashMap<String, Arc<dyn TextToSpeech>>>,
+    /// The client (and `[tools]` network policy) every agent's HTTP tools run on.
+    tool_http: ToolHttp,
 }
 
 const APOLOGY: &str = "I'm sorry, I'm having trouble right now. Could you say that again?";
@@ -92,7 +96,15 @@ impl ProviderHub {
             agents: Mutex::new(HashMap::new()),
             stt_chains: Mutex::new(HashMap::new()),
             tts_chains: Mutex::new(HashMap::new()),
+            tool_http: ToolHttp::default(),
         }
+    }
+
+    /// Agents' HTTP tools follow `policy` (the `[tools]` section); without it, the strict
+    /// default (https only, no private networks).
+    pub fn with_tools(mut self, policy: &ToolsConfig) -> anyhow::Result<Self> {
+        self.tool_http = crate::tools_config::tool_http(policy)?;
+        Ok(self)
     }
 
     pub fn models_loaded(&self) -> bool {
@@ -148,7 +160,7 @@ impl ProviderHub {
         let brain: Arc<dyn Brain> = match file.brain {
             AgentBrain::RuleBook(book) => {
                 let embedder = self.models().await?.embedder;
-                Arc::new(RuleBookBrain::new(*book, Some(embedder)).await?)
+                Arc::new(RuleBookBrain::new(*book, Some(embedder)).await?.with_tool_http(self.tool_http.clone()))
             }
             AgentBrain::Llm(mut agent) => {
                 let c = &self.config.anthropic;
@@ -159,7 +171,7 @@ impl ProviderHub {
                     agent.fallback_model = c.fallback_model.clone();
                 }
                 let client = AnthropicClient::new(self.endpoint(tenant_id, "anthropic", &c.url).await?);
-                Arc::new(BrainChain::new(vec![Arc::new(ClaudeBrain::new(client, *agent)), Arc::new(ApologyBrain(APOLOGY.into()))]))
+                Arc::new(BrainChain::new(vec![Arc::new(ClaudeBrain::new(client, *agent).with_tool_http(self.tool_http.clone())), Arc::new(ApologyBrain(APOLOGY.into()))]))
             }
         };
         let loaded = Arc::new(LoadedAgent { profile: file.profile, brain });

@@ -18,6 +18,7 @@ async fn twiml_health_and_call_api() {
     let (s, stop) = start().await;
     let base = format!("http://{}", s.addr);
     let http = reqwest::Client::new();
+    let authed = crate::telephony::authed_client(&s, "viewer");
 
     let r = http
         .post(format!("{base}/twilio/voice"))
@@ -27,7 +28,11 @@ async fn twiml_health_and_call_api() {
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/xml"));
     let xml = r.text().await.unwrap();
-    assert!(xml.contains(r#"<Stream url="wss://voice.example.com/twilio/media/CA0123456789abcdef0123456789abcdef">"#), "{xml}");
+    // the call token rides in the stream path (Twilio forbids a query string)
+    let url = xml.split(r#"<Stream url=""#).nth(1).and_then(|r| r.split('"').next()).unwrap_or_default().to_string();
+    let token = url.strip_prefix("wss://voice.example.com/twilio/media/CA0123456789abcdef0123456789abcdef/").unwrap_or_else(|| panic!("{xml}"));
+    s.state.auth.call_tokens.check("CA0123456789abcdef0123456789abcdef", token).unwrap();
+    assert!(s.state.auth.call_tokens.check("CAother", token).is_err());
     assert!(xml.contains(r#"<Parameter name="from" value="+15550100"/>"#), "{xml}");
     let after = http.post(format!("{base}/twilio/after/CA0123456789abcdef0123456789abcdef")).send().await.unwrap().text().await.unwrap();
     assert!(after.contains("<Hangup/>"));
@@ -36,18 +41,28 @@ async fn twiml_health_and_call_api() {
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "models are fetched by `make test`");
 
-    let e: serde_json::Value = http.get(format!("{base}/api/calls/nobody/timeline")).send().await.unwrap().json().await.unwrap();
+    let e: serde_json::Value = authed.get(format!("{base}/v1/calls/nobody")).send().await.unwrap().json().await.unwrap();
     assert_eq!(e["code"], "call_not_found");
-    let r = http.get(format!("{base}/api/calls/bad..id/timeline")).send().await.unwrap();
+    let r = authed.get(format!("{base}/v1/calls/bad..id")).send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "invalid_call_id");
-    let r = http.get(format!("{base}/api/calls?limit=0")).send().await.unwrap();
+    let r = authed.get(format!("{base}/v1/calls?limit=0")).send().await.unwrap();
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "invalid_limit");
+    let r = http.get(format!("{base}/v1/calls")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap()["code"].as_str().map(str::to_string)), (401, Some("missing_credentials".into())));
+    // media streams need the call token the server made
     let r = http.get(format!("{base}/twilio/media/c1")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap()["code"].as_str().map(str::to_string)), (401, Some("call_token_required".into())));
+    let r = http.get(format!("{base}/twilio/media/c1/{token}")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap()["code"].as_str().map(str::to_string)), (401, Some("invalid_call_token".into())), "another call's token");
+    let good = s.state.auth.call_tokens.mint("c1");
+    let r = http.get(format!("{base}/twilio/media/c1/{good}")).send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "websocket_required");
-    let calls: serde_json::Value = http.get(format!("{base}/api/calls/active")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(calls["calls"].as_array().unwrap().len(), 0);
+    let calls: serde_json::Value = authed.get(format!("{base}/v1/calls/live")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(calls["data"].as_array().unwrap().len(), 0);
+    let r = authed.get(format!("{base}/v1/nothing-here")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap()["code"].as_str().map(str::to_string)), (404, Some("route_not_found".into())));
 
     stop.cancel();
     s.task.await.unwrap().unwrap();
@@ -76,7 +91,7 @@ async fn numbers_in_the_control_store_route_calls() {
         async move {
             http.post(format!("{base}/twilio/voice"))
                 .header("content-type", "application/x-www-form-urlencoded")
-                .body(format!("CallSid=CA0123456789abcdef0123456789abcd01&From=%2B15550111&To={to}&Direction=inbound"))
+                .body(format!("CallSid=CA0123456789abcdef0123456789{}&From=%2B15550111&To={to}&Direction=inbound", &to[to.len() - 4..]))
                 .send().await.unwrap().text().await.unwrap()
         }
     };
@@ -88,7 +103,7 @@ async fn numbers_in_the_control_store_route_calls() {
     assert!(xml.contains("<Say") && xml.contains("<Hangup/>") && !xml.contains("<Stream"), "{xml}");
 
     // Retention: a tenant keeping 2 days loses a 3-day-old recording, keeps a fresh one.
-    let plan = callfunnel_data::control::Plan { max_concurrent_calls: None, monthly_minutes: None, retention_days: 2 };
+    let plan = callfunnel_data::control::Plan { max_concurrent_calls: None, monthly_minutes: None, retention_days: 2, allowed_providers: None };
     control.set_plan("globex", plan).await.unwrap();
     let rec = s.state.stores.recordings.clone();
     rec.put("globex", "old-call", vec![1u8; 100].into()).await.unwrap();

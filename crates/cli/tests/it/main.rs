@@ -1,6 +1,7 @@
 //! Integration tests of the `callfunnel` binary and server (one test binary for the crate).
 
 mod api;
+mod auth;
 mod cli;
 mod demo;
 mod stores;

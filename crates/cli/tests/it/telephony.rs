@@ -131,12 +131,22 @@ pub(crate) async fn rig_with(name: &str, tweak: impl FnOnce(&mut Config), secret
     let stop = CancellationToken::new();
     let stores = Stores::open_with(&cfg, &|k| creds.get(k).cloned()).await.unwrap();
     let server = Server::start_with_stores(cfg, stop.clone(), Arc::new(secrets), stores).await.unwrap();
-    Rig { server, stop, carrier, base, callee, http: reqwest::Client::new(), dir }
+    let http = authed_client(&server, "tenant-admin");
+    Rig { server, stop, carrier, base, callee, http, dir }
+}
+
+/// An HTTP client sending a dev-issuer token for the server's default tenant with `role`.
+pub(crate) fn authed_client(server: &Server, role: &str) -> reqwest::Client {
+    let st = &server.state;
+    let token = st.auth.dev.as_ref().expect("dev issuer").token("test", Some(&st.config.agents.default_tenant), &[role], &st.config.auth.audience, 3600);
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder().default_headers(h).build().unwrap()
 }
 
 impl Rig {
     pub async fn place(&self, body: Value) -> Value {
-        let r = self.http.post(format!("{}/api/calls", self.base)).json(&body).send().await.unwrap();
+        let r = self.http.post(format!("{}/v1/calls", self.base)).json(&body).send().await.unwrap();
         let status = r.status();
         let v: Value = r.json().await.unwrap();
         assert_eq!(status, 201, "{v}");
@@ -146,7 +156,7 @@ impl Rig {
     /// The call's timeline once it has ended (and the carrier is done with it).
     pub async fn ended(&self, call_id: &str) -> Vec<Value> {
         for _ in 0..600 {
-            if let Ok(r) = self.http.get(format!("{}/api/calls/{call_id}/timeline", self.base)).send().await {
+            if let Ok(r) = self.http.get(format!("{}/v1/calls/{call_id}", self.base)).send().await {
                 if let Ok(v) = r.json::<Value>().await {
                     let ev = v["events"].as_array().cloned().unwrap_or_default();
                     if ev.iter().any(|e| e["kind"] == "carrier_status" && e["data"]["status"] == "completed") && ev.iter().any(|e| e["kind"] == "call_ended") {
@@ -211,15 +221,15 @@ async fn twilio_outbound_calls_reach_people_voicemail_and_busy_lines() {
     let bid = busy["call_id"].as_str().unwrap().to_string();
     rig.carrier.wait_for(Duration::from_secs(10), |e| matches!(e, CarrierEvent::StatusSent { status, .. } if status == "busy")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let tl: Value = rig.http.get(format!("{}/api/calls/{bid}/timeline", rig.base)).send().await.unwrap().json().await.unwrap();
+    let tl: Value = rig.http.get(format!("{}/v1/calls/{bid}", rig.base)).send().await.unwrap().json().await.unwrap();
     let st: Vec<&str> = tl["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "carrier_status").map(|e| e["data"]["status"].as_str().unwrap()).collect();
     assert!(st.contains(&"busy") && !kinds(tl["events"].as_array().unwrap()).contains(&"call_started".to_string()), "{tl}");
 
     // Bad input gets a coded error.
-    let r = rig.http.post(format!("{}/api/calls", rig.base)).json(&json!({"to": "call me"})).send().await.unwrap();
+    let r = rig.http.post(format!("{}/v1/calls", rig.base)).json(&json!({"to": "call me"})).send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_number");
-    let r = rig.http.post(format!("{}/api/calls", rig.base)).json(&json!({"to": "+15550001", "carrier": "pigeon"})).send().await.unwrap();
+    let r = rig.http.post(format!("{}/v1/calls", rig.base)).json(&json!({"to": "+15550001", "carrier": "pigeon"})).send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_carrier");
     rig.done();
 }
@@ -232,19 +242,19 @@ async fn the_api_hangs_up_and_a_warm_transfer_whispers_a_brief() {
     let sid = placed["carrier_sid"].as_str().unwrap().to_string();
     // Wait until the agent has greeted, then hang up through our API.
     for _ in 0..300 {
-        let tl: Value = rig.http.get(format!("{}/api/calls/{id}/timeline", rig.base)).send().await.unwrap().json().await.unwrap_or_default();
+        let tl: Value = rig.http.get(format!("{}/v1/calls/{id}", rig.base)).send().await.unwrap().json().await.unwrap_or_default();
         // a greeting actually heard (an interrupted, empty one does not count)
         if tl["events"].as_array().is_some_and(|e| e.iter().any(|x| x["kind"] == "agent_said" && x["data"]["text"].as_str().is_some_and(|t| !t.is_empty()))) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let r: Value = rig.http.post(format!("{}/api/calls/{id}/hangup", rig.base)).send().await.unwrap().json().await.unwrap();
+    let r: Value = rig.http.post(format!("{}/v1/calls/{id}/hangup", rig.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!((r["hung_up"].as_bool(), r["carrier"].as_str()), (Some(true), Some("completed")), "{r}");
     rig.carrier.wait_for(Duration::from_secs(10), |e| matches!(e, CarrierEvent::StreamEnded { .. })).await.unwrap();
     let ev = rig.ended(&id).await;
     assert_eq!(ev.iter().find(|e| e["kind"] == "call_ended").unwrap()["data"]["reason"], "hung up through the API");
-    let again = rig.http.post(format!("{}/api/calls/{id}/hangup", rig.base)).send().await.unwrap();
+    let again = rig.http.post(format!("{}/v1/calls/{id}/hangup", rig.base)).send().await.unwrap();
     assert_eq!(again.status(), 404, "the call is over");
     assert_eq!(again.json::<Value>().await.unwrap()["code"], "call_not_active");
     assert_eq!(TwilioClient::new(&rig.carrier.url(), AC, TOKEN).hangup(&sid).await.unwrap(), HangupOutcome::AlreadyEnded, "404/20404 means already ended");
@@ -277,14 +287,14 @@ async fn exotel_outbound_flow_passthru_and_direct_stream() {
     let client = callfunnel_telephony::exotel::rest::ExotelClient::new(&rig.carrier.url(), "exo1", "key", "tok");
     let port = rig.server.addr.port();
     let call = client
-        .connect_stream(&callfunnel_telephony::exotel::rest::ConnectStream { from: "+919800000001".into(), caller_id: "080".into(), stream_url: format!("ws://bot:pw@127.0.0.1:{port}/exotel/media/exdirect1"), ..Default::default() })
+        .connect_stream(&callfunnel_telephony::exotel::rest::ConnectStream { from: "+919800000001".into(), caller_id: "080".into(), stream_url: format!("ws://bot:pw@127.0.0.1:{port}/exotel/media/exdirect1/{}", rig.server.state.auth.call_tokens.mint("exdirect1")), ..Default::default() })
         .await
         .unwrap();
     rig.carrier.wait_for(Duration::from_secs(90), |e| matches!(e, CarrierEvent::StreamEnded { call_sid, .. } if *call_sid == call.sid)).await.unwrap();
     // The engine writes its last events just after the stream ends: wait for them.
     let mut k = Vec::new();
     for _ in 0..100 {
-        let tl: Value = rig.http.get(format!("{}/api/calls/exdirect1/timeline", rig.base)).send().await.unwrap().json().await.unwrap();
+        let tl: Value = rig.http.get(format!("{}/v1/calls/exdirect1", rig.base)).send().await.unwrap().json().await.unwrap();
         k = kinds(tl["events"].as_array().unwrap());
         if k.contains(&"call_ended".to_string()) {
             break;
@@ -335,7 +345,7 @@ async fn signatures_guard_every_twilio_request_and_numbers_route_calls() {
     let r = post(Some(sign(TOKEN, public, &form("+15550199"))), form("+15550199"), vec![("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "voice.example.com")]).await.unwrap();
     assert_eq!(r.status(), 200);
     // The media upgrade is signed over the ws:// URL.
-    let ws = format!("ws://127.0.0.1:{}/twilio/media/CA0123456789abcdef0123456789abcdef", rig.server.addr.port());
+    let ws = format!("ws://127.0.0.1:{}/twilio/media/CA0123456789abcdef0123456789abcdef/{}", rig.server.addr.port(), rig.server.state.auth.call_tokens.mint("CA0123456789abcdef0123456789abcdef"));
     let unsigned = tokio_tungstenite::connect_async(ws.as_str()).await;
     assert!(matches!(unsigned, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 403), "{unsigned:?}");
     let script = Script::from_toml("[[line]]\nsay = \"Goodbye\"\n").unwrap();
@@ -347,12 +357,12 @@ async fn signatures_guard_every_twilio_request_and_numbers_route_calls() {
     let opts = CallerOptions {
         carrier: CallerCarrier::Exotel { mulaw: false },
         headers: vec![("Authorization".into(), "Basic Ym90OnB3".into())],
-        ..CallerOptions::new(format!("ws://127.0.0.1:{}/exotel/media/unk1", rig.server.addr.port()))
+        ..CallerOptions::new(format!("ws://127.0.0.1:{}/exotel/media/unk1/{}", rig.server.addr.port(), rig.server.state.auth.call_tokens.mint("unk1")))
     };
     let r = caller::run(&unknown, &opts).await.unwrap();
     assert_eq!(r.ended_by, "agent closed the stream", "{r:?}");
     assert!(r.agent_audio_ms > 1500, "the refusal was spoken: {r:?}");
-    let tl: Value = rig.http.get(format!("{}/api/calls/unk1/timeline", rig.base)).send().await.unwrap().json().await.unwrap();
+    let tl: Value = rig.http.get(format!("{}/v1/calls/unk1", rig.base)).send().await.unwrap().json().await.unwrap();
     assert!(kinds(tl["events"].as_array().unwrap()).contains(&"call_refused".to_string()), "{tl}");
     rig.callee.reports.lock().clear();
     rig.done();

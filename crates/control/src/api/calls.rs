@@ -130,7 +130,7 @@ pub async fn hangup(c: Caller, State(s): State<AppState>, Path(call_id): Path<St
 #[utoipa::path(post, path = "/v1/calls", tag = "calls", request_body = PlaceCall, params(("Idempotency-Key" = Option<String>, Header)), responses((status = 201, body = Object), (status = 400, body = ErrorBody), (status = 402, body = ErrorBody)))]
 pub async fn place(c: Caller, State(s): State<AppState>, headers: HeaderMap, Body(req): Body<PlaceCall>) -> Result<Response, ApiError> {
     c.require(Role::Editor)?;
-    let run = match begin_idempotent(&s, &c.tenant, &headers, &req).await? {
+    let run = match begin_idempotent(&s, &c.tenant, "POST /v1/calls", &headers, &req).await? {
         Begun::Replay(r) => return Ok(r),
         Begun::Run(r) => r,
     };

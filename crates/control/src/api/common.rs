@@ -118,12 +118,14 @@ pub enum Begun {
     Replay(Response),
 }
 
-pub async fn begin_idempotent(s: &AppState, tenant: &str, headers: &HeaderMap, body: &impl Serialize) -> Result<Begun, ApiError> {
+/// `route` names the operation (e.g. `POST /v1/calls`): a key reused on another route is refused.
+pub async fn begin_idempotent(s: &AppState, tenant: &str, route: &str, headers: &HeaderMap, body: &impl Serialize) -> Result<Begun, ApiError> {
     let Some(key) = headers.get("idempotency-key") else {
         return Ok(Begun::Run(Idempotent { key: None, tenant: tenant.into() }));
     };
     let key = key.to_str().ok().filter(|k| (1..=255).contains(&k.len())).ok_or_else(|| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters"))?;
-    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, serde_json::to_string(body).unwrap_or_default().as_bytes());
+    let request = format!("{route}\n{}", serde_json::to_string(body).unwrap_or_default());
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, request.as_bytes());
     let hash: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     match s.stores.control.idempotency_begin(tenant, key, &hash).await.map_err(store_err)? {
         IdempotencyState::New => Ok(Begun::Run(Idempotent { key: Some(key.to_string()), tenant: tenant.into() })),

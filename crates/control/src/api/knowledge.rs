@@ -125,8 +125,9 @@ pub async fn upload(c: Caller, State(s): State<AppState>, Path(kb): Path<String>
     kb_exists(&s, &c.tenant, &kb).await?;
     callfunnel_data::check_id(&b.id).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
     let sha: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b.text.as_bytes()).as_ref().iter().map(|x| format!("{x:02x}")).collect();
+    let source = b.source.clone().filter(|x| !x.trim().is_empty()).unwrap_or_else(|| format!("upload:{}", b.id));
     let path = s.config.data.dir.join("kb").join(&c.tenant).join(&kb).join(format!("{}.txt", b.id));
-    let doc = s.stores.control.add_document(&c.tenant, &kb, NewDocument { id: b.id, title: b.title, source: b.source.unwrap_or_default(), sha256: sha, chunks: 0 }).await.map_err(store_err)?;
+    let doc = s.stores.control.add_document(&c.tenant, &kb, NewDocument { id: b.id, title: b.title, source, sha256: sha, chunks: 0 }).await.map_err(store_err)?;
     let write = async {
         tokio::fs::create_dir_all(path.parent().expect("a parent")).await?;
         tokio::fs::write(&path, b.text.as_bytes()).await

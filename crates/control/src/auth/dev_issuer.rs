@@ -43,7 +43,11 @@ impl DevIssuer {
 
     /// Signs `claims` as an RS256 JWT.
     pub fn sign(&self, claims: &Value) -> String {
-        let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.public.kid});
+        self.sign_with_header(&json!({"alg": "RS256", "typ": "JWT", "kid": self.public.kid}), claims)
+    }
+
+    /// Signs with this key under any header (tests forge tokens with it).
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
         let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
         let mut sig = vec![0; self.key.public_modulus_len()];
         self.key.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut sig).expect("RSA signing with a valid key");

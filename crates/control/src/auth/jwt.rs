@@ -126,3 +126,50 @@ pub fn check_claims(c: &Map<String, Value>, x: &Expect) -> Result<(), TokenError
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(c: Value) -> Result<(), TokenError> {
+        let x = Expect { issuer: "https://id/realms/voice", audience: "voice-api", accepted_azp: &["svc-trusted".to_string()], leeway_secs: 30, now_unix: 1000 };
+        check_claims(c.as_object().unwrap(), &x)
+    }
+
+    #[test]
+    fn registered_claims_are_checked_with_leeway() {
+        let ok = json!({"iss": "https://id/realms/voice", "aud": "voice-api", "exp": 1100});
+        assert_eq!(check(ok.clone()), Ok(()));
+        assert_eq!(check(json!({"iss": "https://id/realms/voice", "aud": ["account", "voice-api"], "exp": 1100})), Ok(()), "aud as an array");
+        assert_eq!(check(json!({"iss": "https://id/realms/voice", "aud": "account", "azp": "svc-trusted", "exp": 1100})), Ok(()), "an accepted azp");
+        assert_eq!(check(json!({"iss": "https://id/realms/voice", "aud": "account", "azp": "svc-other", "exp": 1100})), Err(TokenError::Audience));
+        assert_eq!(check(json!({"iss": "https://id/realms/voice", "exp": 1100})), Err(TokenError::Audience), "no aud");
+        assert_eq!(check(json!({"iss": "https://evil/realms/voice", "aud": "voice-api", "exp": 1100})), Err(TokenError::Issuer("https://evil/realms/voice".into())));
+        assert_eq!(check(json!({"aud": "voice-api", "exp": 1100})), Err(TokenError::Issuer(String::new())));
+        assert_eq!(check(json!({"iss": "https://id/realms/voice", "aud": "voice-api"})), Err(TokenError::Malformed("no exp")));
+        assert_eq!(check(json!({"iss": "https://id/realms/voice", "aud": "voice-api", "exp": 970})), Ok(()), "expired within the leeway");
+        assert_eq!(check(json!({"iss": "https://id/realms/voice", "aud": "voice-api", "exp": 969})), Err(TokenError::Expired));
+        assert_eq!(check(json!({"iss": "https://id/realms/voice", "aud": "voice-api", "exp": 2000, "nbf": 1031})), Err(TokenError::NotYetValid));
+        assert_eq!(check(json!({"iss": "https://id/realms/voice", "aud": "voice-api", "exp": 2000, "nbf": 1030, "iat": 1030})), Ok(()));
+        assert_eq!(check(json!({"iss": "https://id/realms/voice", "aud": "voice-api", "exp": 2000, "iat": 1100})), Err(TokenError::NotYetValid), "issued in the future");
+    }
+
+    #[test]
+    fn only_rs256_with_a_kid_gets_past_the_header() {
+        let enc = |h: Value| format!("{}.e30.c2ln", B64.encode(h.to_string()));
+        assert!(parse(&enc(json!({"alg": "RS256", "kid": "k1"}))).is_ok());
+        for (h, want) in [
+            (json!({"alg": "none", "kid": "k1"}), TokenError::Algorithm("none".into())),
+            (json!({"alg": "HS256", "kid": "k1"}), TokenError::Algorithm("HS256".into())),
+            (json!({"alg": "RS512", "kid": "k1"}), TokenError::Algorithm("RS512".into())),
+            (json!({"alg": "ES256", "kid": "k1"}), TokenError::Algorithm("ES256".into())),
+            (json!({"kid": "k1"}), TokenError::Malformed("no alg")),
+            (json!({"alg": "RS256"}), TokenError::Malformed("no kid")),
+            (json!({"alg": "RS256", "kid": "k1", "crit": ["exp"]}), TokenError::Malformed("critical header extensions are not supported")),
+        ] {
+            assert_eq!(parse(&enc(h.clone())).err(), Some(want), "{h}");
+        }
+        assert_eq!(parse(&format!("{}.e30.", B64.encode(r#"{"alg":"RS256","kid":"k"}"#))).err(), Some(TokenError::Signature), "an empty signature");
+    }
+}

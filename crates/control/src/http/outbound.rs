@@ -68,8 +68,10 @@ pub async fn place_call(s: &AppState, tenant: &str, req: PlaceCall) -> Result<Va
         return Err(ApiError::new(status, r.code(), r.to_string()));
     }
     let placed = place_admitted(s, tenant, agent_id, carrier, &call_id, req).await;
-    if placed.is_err() {
-        crate::admission::release(&s.stores, &call_id).await;
+    match &placed {
+        Err(_) => crate::admission::release(&s.stores, &call_id).await,
+        // ringing, answering machine detection and the stream's start fit well within this
+        Ok(_) => crate::admission::release_unless_started(s.stores.clone(), s.registry.clone(), call_id.clone(), std::time::Duration::from_secs(u64::from(s.config.twilio.ring_timeout_secs) + 120)),
     }
     placed
 }

@@ -70,6 +70,7 @@ async fn voice(State(s): State<AppState>, Form(f): Params) -> Response {
                 s.calls.record(&call_id, "call_refused", json!({"carrier": "twilio", "to": to, "reason": r.to_string(), "code": r.code()})).await;
                 return xml(twiml::say_and_hangup(&s.config.telephony.plan_limit_message));
             }
+            crate::admission::release_unless_started(s.stores.clone(), s.registry.clone(), call_id.clone(), std::time::Duration::from_secs(60));
             tracing::info!(call_id, tenant_id, agent_id, "incoming call");
             let plan = CallPlan { tenant_id, agent_id, from: from.into(), to: to.into(), direction: Direction::Inbound, carrier: Carrier::Twilio, carrier_sid: sid.into(), screening: None };
             s.calls.record(&call_id, "carrier_call", json!({"carrier": "twilio", "direction": "inbound", "call_sid": sid, "from": from, "to": to})).await;
