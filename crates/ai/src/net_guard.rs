@@ -405,6 +405,13 @@ impl ToolHttp {
         &self.guard.policy
     }
 
+    /// The guarded client (names resolve through the guard; redirects are re-checked) for
+    /// requests `send` does not shape, e.g. signed webhooks. Check literal-IP URLs with
+    /// [`ToolHttp::check_url`] first: they bypass the resolver.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// Whether `url` passes the checks that need no lookup (scheme, literal IP, blocked
     /// names): for refusing a bad URL when it is configured rather than when it is called.
     pub fn check_url(&self, url: &str) -> Result<(), ToolHttpError> {

@@ -3,6 +3,7 @@
 mod api;
 mod auth;
 mod cli;
+mod control_plane;
 mod demo;
 mod stores;
 mod telephony;

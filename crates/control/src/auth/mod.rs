@@ -146,6 +146,11 @@ impl FromRequestParts<AppState> for Caller {
         let who = s.auth.authenticate(&parts.headers).await?;
         let named = parts.headers.get("x-tenant-id").and_then(|v| v.to_str().ok());
         let tenant = who.tenant_for(named)?;
-        Ok(Caller { who, tenant })
+        // a token may name a tenant nobody created: refuse clearly rather than fail on a write
+        match s.stores.control.tenant(&tenant).await {
+            Ok(_) => Ok(Caller { who, tenant }),
+            Err(callfunnel_data::DataError::NotFound { .. }) => Err(ApiError::not_found("tenant_not_found", format!("tenant `{tenant}` does not exist: a platform admin creates it (POST /v1/tenants)"))),
+            Err(e) => Err(crate::api::common::store_err(e)),
+        }
     }
 }

@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 pub struct CallWindow {
     /// Local start time `HH:MM` (inclusive).
     pub start: String,
-    /// Local end time `HH:MM` (exclusive); before `start` means the window spans midnight.
+    /// Local end time `HH:MM` (exclusive); before `start` means the window spans midnight;
+    /// equal to `start` means all day.
     pub end: String,
     /// Days calls may start: `mon` … `sun` (default every day).
     #[serde(default = "all_days")]
@@ -68,9 +69,6 @@ impl CampaignSettings {
         let w = &self.window;
         hhmm(&w.start)?;
         hhmm(&w.end)?;
-        if w.start == w.end {
-            return Err("window start and end are equal (an empty window)".into());
-        }
         w.timezone.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown timezone `{}`", w.timezone.chars().take(64).collect::<String>()))?;
         if w.days.is_empty() || w.days.iter().any(|d| !all_days().contains(d)) {
             return Err("window days must be some of mon, tue, wed, thu, fri, sat, sun".into());
@@ -96,7 +94,9 @@ impl CampaignSettings {
         let t = NaiveTime::from_hms_opt(local.hour(), local.minute(), local.second()).unwrap_or_default();
         let day = |d: chrono::Weekday| ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][d.num_days_from_monday() as usize];
         let allowed = |d: chrono::Weekday| self.window.days.iter().any(|x| x == day(d));
-        if start < end {
+        if start == end {
+            allowed(local.weekday())
+        } else if start < end {
             allowed(local.weekday()) && t >= start && t < end
         } else if t >= start {
             allowed(local.weekday())
@@ -146,6 +146,8 @@ mod tests {
         assert!(night.open_at(utc("2026-11-27T23:00:00Z")));
         assert!(night.open_at(utc("2026-11-28T01:00:00Z")));
         assert!(!night.open_at(utc("2026-11-28T23:00:00Z")));
+        let always = s("00:00", "00:00", &["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "UTC");
+        assert!(always.validate().is_ok() && always.open_at(utc("2026-11-28T23:59:59Z")) && always.open_at(utc("2026-11-28T00:00:00Z")));
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl AppState {
         let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.models.whisper_threads, config.agents.dir.clone(), config.providers.clone(), secrets).with_tools(&config.tools)?);
         let registry = Arc::new(CallRegistry::default());
         let auth = Arc::new(crate::auth::Auth::open(&config, stores.control.clone())?);
-        let sender: Arc<dyn crate::webhooks::Sender> = Arc::new(crate::webhooks::HttpSender(crate::tool_net::webhook_client(&config)?));
+        let sender: Arc<dyn crate::webhooks::Sender> = Arc::new(crate::tool_net::webhook_sender(&config)?);
         let webhooks = crate::webhooks::Webhooks::start(stores.control.clone(), sender, std::time::Duration::from_secs(1), shutdown.clone());
         let numbers = NumberTable::new(&config.numbers);
         let data = CallData {

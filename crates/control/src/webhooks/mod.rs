@@ -28,20 +28,6 @@ pub trait Sender: Send + Sync {
     async fn post(&self, url: &str, headers: Vec<(&'static str, String)>, body: String) -> Result<u16, String>;
 }
 
-/// A plain HTTP sender with a timeout and no redirects.
-pub struct HttpSender(pub reqwest::Client);
-
-#[async_trait::async_trait]
-impl Sender for HttpSender {
-    async fn post(&self, url: &str, headers: Vec<(&'static str, String)>, body: String) -> Result<u16, String> {
-        let mut r = self.0.post(url).timeout(Duration::from_secs(10)).body(body);
-        for (k, v) in headers {
-            r = r.header(k, v);
-        }
-        r.send().await.map(|r| r.status().as_u16()).map_err(|e| e.without_url().to_string())
-    }
-}
-
 pub struct Webhooks {
     control: Arc<dyn ControlStore>,
     sender: Arc<dyn Sender>,
