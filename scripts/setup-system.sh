@@ -15,6 +15,7 @@ compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/li
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)  # the provider SDK venv (tests)
+command -v npm >/dev/null || need+=(nodejs npm)  # the OIDC test provider (tests)
 
 if ((${#need[@]})); then
   echo "installing system packages: ${need[*]}"

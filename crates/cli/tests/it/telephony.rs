@@ -367,3 +367,75 @@ async fn signatures_guard_every_twilio_request_and_numbers_route_calls() {
     rig.callee.reports.lock().clear();
     rig.done();
 }
+
+/// A campaign dials its contacts through the carrier, retries the busy one with backoff, completes,
+/// and the tenant's webhooks hear about each call and the campaign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_dials_retries_and_completes_with_webhooks() {
+    let rig = rig("camp", |c| {
+        c.campaigns.tick_ms = 300;
+        c.tools.allow_http = true;
+        c.tools.allow_networks = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let events = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let ev = events.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let ev = ev.clone();
+            async move {
+                ev.lock().push(serde_json::from_slice::<Value>(&body).unwrap_or_default());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let tenant = rig.server.state.config.agents.default_tenant.clone();
+    rig.server.state.stores.control.create_agent(&tenant, "clinic", "Clinic").await.unwrap();
+    let r = rig.http.post(format!("{}/v1/webhooks", rig.base)).json(&json!({"url": hook_url, "events": ["call.started", "call.ended", "campaign.completed"]})).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    let body = json!({
+        "id": "remind", "name": "Reminders", "agent_id": "clinic", "start": true,
+        "settings": {"window": {"start": "00:00", "end": "00:00", "timezone": "Asia/Kolkata"}, "concurrency": 2, "max_attempts": 2, "retry_backoff_s": 1},
+        "contacts": [{"number": "+15550003", "variables": {"name": "Bo"}}, {"number": "+15550009", "variables": {"name": "Ana"}}],
+    });
+    let r = rig.http.post(format!("{}/v1/campaigns", rig.base)).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let mut c = Value::Null;
+    for _ in 0..900 {
+        c = rig.http.get(format!("{}/v1/campaigns/remind", rig.base)).send().await.unwrap().json().await.unwrap();
+        if c["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(c["status"], "completed", "{c}");
+    let p = &c["progress"];
+    assert_eq!((p["total"].as_i64(), p["done"].as_i64(), p["failed"].as_i64(), p["attempts"].as_i64()), (Some(2), Some(1), Some(1), Some(3)), "{c}");
+    let rows: Value = rig.http.get(format!("{}/v1/campaigns/remind/contacts", rig.base)).send().await.unwrap().json().await.unwrap();
+    let row = |n: &str| rows["data"].as_array().unwrap().iter().find(|r| r["number"] == n).cloned().unwrap();
+    let (busy, human) = (row("+15550003"), row("+15550009"));
+    assert_eq!((busy["status"].as_str(), busy["attempts"].as_i64(), busy["last_outcome"].as_str()), (Some("failed"), Some(2), Some("busy")), "{rows}");
+    assert_eq!((human["status"].as_str(), human["attempts"].as_i64(), human["last_outcome"].as_str()), (Some("done"), Some(1), Some("completed")), "{rows}");
+    // the answered call carried the contact's variables and the campaign id
+    let tl: Value = rig.http.get(format!("{}/v1/calls/{}", rig.base, human["last_call_id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let placed = tl["events"].as_array().unwrap().iter().find(|e| e["kind"] == "carrier_call").cloned().unwrap();
+    assert_eq!((placed["data"]["variables"]["name"].as_str(), placed["data"]["campaign_id"].as_str()), (Some("Ana"), Some("remind")), "{placed}");
+    // webhooks: the answered call started and ended; the campaign completed
+    let mut kinds = Vec::new();
+    for _ in 0..100 {
+        kinds = events.lock().iter().map(|e| e["event"].as_str().unwrap_or_default().to_string()).collect::<Vec<_>>();
+        if kinds.contains(&"campaign.completed".to_string()) && kinds.contains(&"call.ended".to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(kinds.contains(&"call.started".to_string()) && kinds.contains(&"call.ended".to_string()) && kinds.contains(&"campaign.completed".to_string()), "{kinds:?}");
+    let done = events.lock().iter().find(|e| e["event"] == "campaign.completed").cloned().unwrap();
+    assert_eq!((done["data"]["campaign_id"].as_str(), done["data"]["done"].as_i64(), done["data"]["failed"].as_i64()), (Some("remind"), Some(1), Some(1)), "{done}");
+    rig.done();
+}
