@@ -50,6 +50,41 @@ impl AgentFile {
         };
         Ok(AgentFile { profile, brain })
     }
+
+    /// An agent version published through the API: a rule-book (`body` is its TOML) or a
+    /// prompt agent (`body` is the system prompt, `tools` its tools). The version's voice,
+    /// language and `providers.stt`/`providers.tts` chains override the body's `[profile]`.
+    pub fn from_version(v: &callfunnel_data::control::AgentVersionSpec) -> anyhow::Result<AgentFile> {
+        use callfunnel_data::control::AgentKind;
+        let mut file = match v.kind {
+            AgentKind::Rulebook => Self::parse(&v.body)?,
+            AgentKind::Prompt => {
+                let mut agent = serde_json::json!({"system_prompt": v.body});
+                if v.tools.as_array().is_some_and(|t| !t.is_empty()) {
+                    agent["tool"] = v.tools.clone();
+                }
+                if let Some(m) = v.providers.get("model").and_then(|m| m.as_str()) {
+                    agent["model"] = m.into();
+                }
+                Self::parse(&toml::to_string(&agent).map_err(|e| anyhow::anyhow!("prompt agent: {e}"))?)?
+            }
+        };
+        let p = &mut file.profile;
+        if !v.voice.is_empty() {
+            p.voice = Some(v.voice.clone());
+        }
+        if !v.language.is_empty() {
+            p.language = Some(v.language.clone());
+        }
+        let chain = |k: &str| v.providers.get(k).and_then(|c| serde_json::from_value::<Vec<String>>(c.clone()).ok());
+        if let Some(c) = chain("stt") {
+            p.stt = Some(c);
+        }
+        if let Some(c) = chain("tts") {
+            p.tts = Some(c);
+        }
+        Ok(file)
+    }
 }
 
 #[cfg(test)]
@@ -66,6 +101,20 @@ mod tests {
         let AgentBrain::Llm(l) = a.brain else { panic!("not an LLM agent") };
         assert_eq!(l.model, "claude-haiku-4-5");
         assert_eq!(l.tools.len(), 1);
+    }
+
+    #[test]
+    fn published_versions_become_agents() {
+        use callfunnel_data::control::{AgentKind, AgentVersionSpec};
+        let v = AgentVersionSpec { kind: AgentKind::Prompt, body: "You book appointments.".into(), voice: "sonic-en".into(), language: "hi-IN".into(), providers: serde_json::json!({"stt": ["sarvam"], "model": "claude-haiku-4-5"}), tools: serde_json::json!([{"kind": "end_call"}]) };
+        let a = AgentFile::from_version(&v).unwrap();
+        assert_eq!((a.profile.voice.as_deref(), a.profile.language.as_deref(), a.profile.stt.clone()), (Some("sonic-en"), Some("hi-IN"), Some(vec!["sarvam".to_string()])));
+        let AgentBrain::Llm(l) = a.brain else { panic!("not an LLM agent") };
+        assert_eq!((l.system_prompt.as_str(), l.tools.len()), ("You book appointments.", 1));
+        let r = AgentVersionSpec { kind: AgentKind::Rulebook, body: include_str!("../../../agents/clinic.toml").into(), voice: String::new(), language: String::new(), providers: serde_json::json!({}), tools: serde_json::json!([]) };
+        assert!(matches!(AgentFile::from_version(&r).unwrap().brain, AgentBrain::RuleBook(_)));
+        let bad = AgentVersionSpec { kind: AgentKind::Rulebook, body: "greeting = 3".into(), ..r };
+        assert!(AgentFile::from_version(&bad).is_err());
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub struct ProviderHub {
     tts_chains: Mutex<HashMap<String, Arc<dyn TextToSpeech>>>,
     /// The client (and `[tools]` network policy) every agent's HTTP tools run on.
     tool_http: ToolHttp,
+    /// Agents published through the API (their latest version wins over agent files).
+    control: Option<Arc<dyn callfunnel_data::control::ControlStore>>,
 }
 
 const APOLOGY: &str = "I'm sorry, I'm having trouble right now. Could you say that again?";
@@ -97,6 +99,36 @@ impl ProviderHub {
             stt_chains: Mutex::new(HashMap::new()),
             tts_chains: Mutex::new(HashMap::new()),
             tool_http: ToolHttp::default(),
+            control: None,
+        }
+    }
+
+    /// Agents come from the control store's published versions first, then from agent files.
+    pub fn with_control(mut self, control: Arc<dyn callfunnel_data::control::ControlStore>) -> Self {
+        self.control = Some(control);
+        self
+    }
+
+    /// The latest published version number of `agent_id`, if the control store has one.
+    async fn latest_published(&self, tenant_id: &str, agent_id: &str) -> Option<i32> {
+        match self.control.as_ref()?.agent(tenant_id, agent_id).await {
+            Ok(a) if a.latest_version > 0 => Some(a.latest_version),
+            Ok(_) | Err(callfunnel_data::DataError::NotFound { .. }) => None,
+            Err(e) => {
+                tracing::warn!(tenant_id, agent_id, error = %e, "control store unavailable: using the agent file");
+                None
+            }
+        }
+    }
+
+    async fn published(&self, tenant_id: &str, agent_id: &str, latest: i32) -> Option<AgentFile> {
+        let control = self.control.as_ref()?;
+        match control.agent_version(tenant_id, agent_id, Some(latest)).await.map_err(anyhow::Error::from).and_then(|v| AgentFile::from_version(&v.spec)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::error!(tenant_id, agent_id, version = latest, error = %e, "published agent version unusable: using the agent file");
+                None
+            }
         }
     }
 
@@ -147,16 +179,32 @@ impl ProviderHub {
 
     async fn agent(&self, tenant_id: &str, agent_id: &str) -> anyhow::Result<Arc<LoadedAgent>> {
         callfunnel_data::check_id(agent_id)?;
-        let key = format!("{tenant_id}/{agent_id}");
+        let latest = self.latest_published(tenant_id, agent_id).await;
+        let key = match latest {
+            Some(v) => format!("{tenant_id}/{agent_id}@v{v}"),
+            None => format!("{tenant_id}/{agent_id}"),
+        };
         let mut agents = self.agents.lock().await;
         if let Some(a) = agents.get(&key) {
             return Ok(a.clone());
         }
-        let path = self.agents_dir.join(format!("{agent_id}.toml"));
-        if !path.exists() {
-            anyhow::bail!("unknown agent `{agent_id}`: no agent file at {}", path.display());
-        }
-        let file = AgentFile::load(&path)?;
+        let published = match latest {
+            Some(v) => self.published(tenant_id, agent_id, v).await,
+            None => None,
+        };
+        // a newer version replaces the older ones in the cache
+        let prefix = format!("{tenant_id}/{agent_id}@");
+        agents.retain(|k, _| !k.starts_with(&prefix));
+        let file = match published {
+            Some(f) => f,
+            None => {
+                let path = self.agents_dir.join(format!("{agent_id}.toml"));
+                if !path.exists() {
+                    anyhow::bail!("unknown agent `{agent_id}`: no published version and no agent file at {}", path.display());
+                }
+                AgentFile::load(&path)?
+            }
+        };
         let brain: Arc<dyn Brain> = match file.brain {
             AgentBrain::RuleBook(book) => {
                 let embedder = self.models().await?.embedder;

@@ -395,6 +395,11 @@ async fn a_campaign_dials_retries_and_completes_with_webhooks() {
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     let tenant = rig.server.state.config.agents.default_tenant.clone();
     rig.server.state.stores.control.create_agent(&tenant, "clinic", "Clinic").await.unwrap();
+    // a version published through the API is what the calls use (not the agent file)
+    let book = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../agents/clinic.toml")).unwrap();
+    let book = book.replace("reply = \"Thanks for calling Riverside Family Clinic. Goodbye!\"", "reply = \"Goodbye from version two!\"");
+    let r = rig.http.post(format!("{}/v1/agents/clinic/versions", rig.base)).json(&json!({"kind": "rulebook", "body": book})).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let r = rig.http.post(format!("{}/v1/webhooks", rig.base)).json(&json!({"url": hook_url, "events": ["call.started", "call.ended", "campaign.completed"]})).send().await.unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
 
@@ -425,6 +430,8 @@ async fn a_campaign_dials_retries_and_completes_with_webhooks() {
     let tl: Value = rig.http.get(format!("{}/v1/calls/{}", rig.base, human["last_call_id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
     let placed = tl["events"].as_array().unwrap().iter().find(|e| e["kind"] == "carrier_call").cloned().unwrap();
     assert_eq!((placed["data"]["variables"]["name"].as_str(), placed["data"]["campaign_id"].as_str()), (Some("Ana"), Some("remind")), "{placed}");
+    let said: Vec<&str> = tl["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "agent_said").filter_map(|e| e["data"]["text"].as_str()).collect();
+    assert!(said.contains(&"Goodbye from version two!"), "the published version's goodbye: {said:?}");
     // webhooks: the answered call started and ended; the campaign completed
     let mut kinds = Vec::new();
     for _ in 0..100 {

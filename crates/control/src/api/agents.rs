@@ -47,8 +47,13 @@ pub struct VersionSpec {
     /// `rulebook` (a TOML rule-book) or `prompt` (a system prompt for the LLM).
     pub kind: String,
     pub body: String,
-    pub voice: String,
-    pub language: String,
+    /// Default: the server's `[agents] voice`.
+    #[serde(default)]
+    pub voice: Option<String>,
+    /// BCP-47; default: the server's `[agents] language`.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// `stt` / `tts` failover chains and the LLM `model`, e.g. `{"stt": ["deepgram", "local"]}`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub providers: Value,
@@ -129,10 +134,11 @@ pub async fn versions(c: Caller, State(s): State<AppState>, Path(id): Path<Strin
 pub async fn publish(c: Caller, State(s): State<AppState>, Path(id): Path<String>, Body(b): Body<VersionSpec>) -> Result<(StatusCode, Json<VersionView>), ApiError> {
     c.require(Role::Editor)?;
     let kind = AgentKind::parse(&b.kind).map_err(|_| ApiError::bad_request("invalid_agent_kind", "kind must be `rulebook` or `prompt`"))?;
-    if kind == AgentKind::Rulebook {
-        callfunnel_ai::rulebook::RuleBook::from_toml_str(&b.body).map_err(|e| ApiError::bad_request("invalid_rulebook", e.to_string()))?;
-    }
-    let spec = AgentVersionSpec { kind, body: b.body, voice: b.voice, language: b.language, providers: default_obj(b.providers), tools: default_arr(b.tools) };
+    let a = &s.config.agents;
+    let voice = b.voice.filter(|v| !v.is_empty()).unwrap_or_else(|| a.voice.clone());
+    let language = b.language.filter(|l| !l.is_empty()).unwrap_or_else(|| a.language.clone());
+    let spec = AgentVersionSpec { kind, body: b.body, voice, language, providers: default_obj(b.providers), tools: default_arr(b.tools) };
+    crate::agents::AgentFile::from_version(&spec).map_err(|e| ApiError::bad_request("invalid_agent", e.to_string()))?;
     let v = s.stores.control.publish_agent_version(&c.tenant, &id, spec, b.expected_latest).await.map_err(store_err)?;
     let got = s.stores.control.agent_version(&c.tenant, &id, Some(v)).await.map_err(store_err)?;
     Ok((StatusCode::CREATED, Json(got.into())))
