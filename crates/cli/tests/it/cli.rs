@@ -7,7 +7,7 @@ fn run(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in [&["--help"][..], &["serve", "--help"], &["call", "--help"], &["demo", "--help"], &["vad", "--help"], &["models", "--help"], &["models", "fetch", "--help"]] {
+    for sub in [&["--help"][..], &["serve", "--help"], &["call", "--help"], &["demo", "--help"], &["vad", "--help"], &["models", "--help"], &["models", "fetch", "--help"], &["token", "--help"]] {
         let (ok, out, _) = run(sub);
         assert!(ok && out.contains("Usage:"), "{sub:?}: {out}");
     }
@@ -39,5 +39,33 @@ fn vad_prints_speech_probabilities() {
     assert_eq!(v["frame_ms"], 32.0);
     let p: Vec<f64> = v["frames"].as_array().unwrap().iter().map(|f| f["p"].as_f64().unwrap()).collect();
     assert!(p.iter().filter(|&&x| x > 0.5).count() > p.len() / 3, "{p:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `callfunnel token` mints with the key a server on the same data directory verifies with.
+#[tokio::test]
+async fn cli_tokens_open_the_api_of_a_server_on_the_same_data_dir() {
+    let dir = std::env::temp_dir().join(format!("cf-token-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("c.toml");
+    std::fs::write(&conf, format!("[data]\ndir = {:?}\ntimeline = \"memory\"\n[server]\npreload_models = false\n", dir.join("data"))).unwrap();
+    let (ok, token, err) = run(&["--config", conf.to_str().unwrap(), "token", "--tenant", "default", "--role", "viewer"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["--config", conf.to_str().unwrap(), "token", "--role", "viewer"]);
+    assert!(!ok && err.contains("--tenant is required"), "{err}");
+    let (ok, _, err) = run(&["--config", conf.to_str().unwrap(), "token", "--tenant", "default", "--role", "boss"]);
+    assert!(!ok && err.contains("--role must be"), "{err}");
+    let mut cfg = callfunnel_control::Config::load(Some(&conf)).unwrap();
+    cfg.server.listen = ([127, 0, 0, 1], 0).into();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s = callfunnel_control::Server::start(cfg, stop.clone()).await.unwrap();
+    let me: serde_json::Value = reqwest::Client::new().get(format!("http://{}/v1/me", s.addr)).bearer_auth(token.trim()).send().await.unwrap().json().await.unwrap();
+    assert_eq!((me["tenant"].as_str(), me["role"].as_str(), me["via"].as_str()), (Some("default"), Some("viewer"), Some("jwt")), "{me}");
+    let disco: serde_json::Value = reqwest::get(format!("http://{}/dev/oidc/.well-known/openid-configuration", s.addr)).await.unwrap().json().await.unwrap();
+    assert!(disco["jwks_uri"].as_str().unwrap().ends_with("/dev/oidc/certs"), "{disco}");
+    let jwks: serde_json::Value = reqwest::get(format!("http://{}/dev/oidc/certs", s.addr)).await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"][0]["alg"], "RS256");
+    stop.cancel();
     let _ = std::fs::remove_dir_all(&dir);
 }
