@@ -133,7 +133,7 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
     let events = wait_for_timeline(&server, &call_id).await;
     shutdown.cancel();
     let result = result?;
-    let report = crate::report::build(&call_id, &result.lines, &events, result.recording.as_ref().map(|p| p.display().to_string()));
+    let report = crate::report::build(&call_id, &result.lines, &events, result.recording.as_ref().map(|p| p.display().to_string()), Some(result.started_unix_ms));
     if let Some(e) = events.iter().find(|e| e.kind == "call_ended").and_then(|e| e.data.get("error")).and_then(|v| v.as_str()) {
         anyhow::bail!("the demo call failed: {e}");
     }

@@ -49,13 +49,23 @@ fn text(e: &TimelineEvent) -> String {
 
 /// Lines are matched to the server's events by time: everything the server logged between
 /// the start of line i and the start of line i+1 belongs to turn i.
-pub fn build(call_id: &str, lines: &[LineReport], events: &[TimelineEvent], recording: Option<String>) -> DemoReport {
+/// Matches the caller's lines with the server's timeline. The two clocks start at different
+/// moments (the server's when the call is set up, a little after the caller connects): with
+/// the caller's start time, lines are moved onto the server's clock.
+pub fn build(call_id: &str, lines: &[LineReport], events: &[TimelineEvent], recording: Option<String>, caller_started_unix_ms: Option<u64>) -> DemoReport {
     let said = |turn: u64| events.iter().find(|e| e.kind == "agent_said" && turn_of(e) == Some(turn));
     let greeting = said(1).map(text).unwrap_or_default();
+    let server_origin = events.iter().find(|e| e.kind == "call_started").map(|e| e.unix_ms.saturating_sub(e.at_ms));
+    let shift = match (caller_started_unix_ms, server_origin) {
+        (Some(c), Some(s)) => c as i64 - s as i64,
+        _ => 0,
+    };
+    let on_server = |ms: u64| (ms as i64 + shift).max(0) as u64;
     let mut turns = Vec::new();
     for (i, l) in lines.iter().enumerate() {
-        let end = lines.get(i + 1).map_or(u64::MAX, |n| n.started_ms);
-        let window: Vec<&TimelineEvent> = events.iter().filter(|e| e.at_ms >= l.started_ms && e.at_ms < end).collect();
+        let end = lines.get(i + 1).map_or(u64::MAX, |n| on_server(n.started_ms));
+        let start = on_server(l.started_ms);
+        let window: Vec<&TimelineEvent> = events.iter().filter(|e| e.at_ms >= start && e.at_ms < end).collect();
         let heard: Vec<String> = window.iter().filter(|e| e.kind == "transcript").map(|e| text(e)).collect();
         let first_transcript = window.iter().position(|e| e.kind == "transcript" || e.kind == "dtmf");
         let reply_turn = first_transcript.and_then(|p| window[p..].iter().find(|e| e.kind == "agent_turn_started").and_then(|e| turn_of(e)));
@@ -111,7 +121,7 @@ pub fn print_demo(r: &DemoReport) {
 
 pub fn print_call(r: &CallerReport, timeline: Option<&[TimelineEvent]>) {
     match timeline {
-        Some(ev) => print_demo(&build(&r.call_sid, &r.lines, ev, r.recording.as_ref().map(|p| p.display().to_string()))),
+        Some(ev) => print_demo(&build(&r.call_sid, &r.lines, ev, r.recording.as_ref().map(|p| p.display().to_string()), Some(r.started_unix_ms))),
         None => {
             for l in &r.lines {
                 println!("caller: {}  (agent replied after {} ms)", l.said, l.reply_after_ms.map_or("-".into(), |x| x.to_string()));
@@ -201,7 +211,7 @@ mod tests {
             ev(12000, "call_ended", json!({"end": "caller_hung_up"})),
         ];
         let lines = vec![line("What are your hours?", 4000, false), line("Book an appointment", 7000, true)];
-        let r = build("c1", &lines, &events, None);
+        let r = build("c1", &lines, &events, None, None);
         assert_eq!(r.greeting, "Hello, Riverside clinic.");
         assert_eq!(r.turns[0].agent_heard, "what are your hours");
         assert_eq!(r.turns[0].agent_said, "We are open");
@@ -212,6 +222,17 @@ mod tests {
         assert!(b.history_truncated);
         assert_eq!(b.clear_sent_ms, Some(400));
         assert_eq!(r.ended["end"], "caller_hung_up");
+
+        // The server set the call up 1.5 s after the caller connected: its clock starts later.
+        // Lines move onto it by the caller's start time, or the turns would be mismatched.
+        let late: Vec<TimelineEvent> = std::iter::once(TimelineEvent::new(0, 0, "call_started", json!({}))).chain(events.iter().cloned()).map(|mut e| {
+            e.unix_ms = 1_000_000 + 1500 + e.at_ms;
+            e
+        }).collect();
+        let shifted: Vec<LineReport> = lines.iter().map(|l| LineReport { started_ms: l.started_ms + 1500, ..l.clone() }).collect();
+        assert_ne!(build("c1", &shifted, &late, None, None).turns[0].agent_said, "We are open", "without the clocks lined up");
+        let r = build("c1", &shifted, &late, None, Some(1_000_000));
+        assert_eq!((r.turns[0].agent_heard.as_str(), r.turns[0].agent_said.as_str(), r.turns[1].agent_said.as_str()), ("what are your hours", "We are open", "Sure, your name?"));
     }
 
     #[test]

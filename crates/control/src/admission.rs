@@ -14,7 +14,7 @@ pub enum Refusal {
     MonthlyMinutes(u32),
     #[error("the tenant already has its maximum of {0} calls in progress")]
     Concurrency(u32),
-    #[error("the tenant's plan does not allow the provider `{0}`")]
+    #[error("the tenant's plan does not allow `{0}` (nor any fallback for it)")]
     Provider(String),
     #[error("the tenant `{0}` is unknown")]
     UnknownTenant(String),
@@ -34,22 +34,51 @@ impl Refusal {
     }
 }
 
-/// The providers a call with `agent_id` would use first (STT, TTS) plus its brain's
-/// (`anthropic` for an LLM agent, `local` for a rule-book).
-pub fn primary_providers(cfg: &Config, agent_id: &str) -> Vec<String> {
-    let file = callfunnel_data::check_id(agent_id).ok().and_then(|_| crate::agents::AgentFile::load(&cfg.agents.dir.join(format!("{agent_id}.toml"))).ok());
+/// What a call with `agent_id` of `tenant` would use: the agent (its latest version published
+/// through the API, else its file) and its STT / TTS failover chains.
+pub struct AgentNeeds {
+    pub stt: Vec<String>,
+    pub tts: Vec<String>,
+    /// `anthropic` for an LLM agent, `local` for a rule-book.
+    pub brain: String,
+}
+
+pub async fn agent_needs(stores: &Stores, cfg: &Config, tenant: &str, agent_id: &str) -> AgentNeeds {
+    let mut file = None;
+    if let Ok(a) = stores.control.agent(tenant, agent_id).await
+        && a.latest_version > 0
+        && let Ok(v) = stores.control.agent_version(tenant, agent_id, Some(a.latest_version)).await
+    {
+        file = crate::agents::AgentFile::from_version(&v.spec).ok();
+    }
+    if file.is_none() && callfunnel_data::check_id(agent_id).is_ok() {
+        file = crate::agents::AgentFile::load(&cfg.agents.dir.join(format!("{agent_id}.toml"))).ok();
+    }
     let profile = file.as_ref().map(|f| f.profile.clone()).unwrap_or_default();
     let llm = file.is_some_and(|f| matches!(f.brain, crate::agents::AgentBrain::Llm(_)));
-    let p = &cfg.providers;
     let language = profile.language.clone().unwrap_or_else(|| cfg.agents.language.clone());
-    let lang = p.language.get(&language);
-    let stt = profile.stt.clone().or_else(|| lang.and_then(|l| l.stt.clone())).unwrap_or_else(|| p.stt.clone());
-    let tts = profile.tts.clone().or_else(|| lang.and_then(|l| l.tts.clone())).unwrap_or_else(|| p.tts.clone());
-    let mut out: Vec<String> = stt.into_iter().take(1).chain(tts.into_iter().take(1)).collect();
-    out.push(if llm { "anthropic".into() } else { "local".into() });
-    out.sort();
-    out.dedup();
-    out
+    let (stt, tts) = cfg.providers.chains(&language);
+    AgentNeeds { stt: profile.stt.unwrap_or(stt), tts: profile.tts.unwrap_or(tts), brain: if llm { "anthropic".into() } else { "local".into() } }
+}
+
+/// The members of `chain` a plan allows (`None`: all of them).
+pub fn allowed_chain(chain: &[String], allowed: Option<&[String]>) -> Vec<String> {
+    chain.iter().filter(|p| allowed.is_none_or(|a| a.contains(p))).cloned().collect()
+}
+
+/// Refuses when the plan leaves a capability with no provider (the chains themselves are
+/// filtered to the allowed members when the call starts) or forbids the agent's brain.
+fn check_providers(needs: &AgentNeeds, allowed: Option<&[String]>) -> Result<(), Refusal> {
+    let Some(a) = allowed else { return Ok(()) };
+    if !a.contains(&needs.brain) {
+        return Err(Refusal::Provider(needs.brain.clone()));
+    }
+    for chain in [&needs.stt, &needs.tts] {
+        if allowed_chain(chain, Some(a)).is_empty() {
+            return Err(Refusal::Provider(chain.first().cloned().unwrap_or_default()));
+        }
+    }
+    Ok(())
 }
 
 pub fn month_start_ms(now: chrono::DateTime<chrono::Utc>) -> i64 {
@@ -59,7 +88,7 @@ pub fn month_start_ms(now: chrono::DateTime<chrono::Utc>) -> i64 {
 
 /// Admits `call_id` for `tenant` or says why not. On success the call holds an active-call
 /// lease on this node (released when the call ends or never connects).
-pub async fn admit(stores: &Stores, cfg: &Config, tenant: &str, call_id: &str, providers: &[String]) -> Result<(), Refusal> {
+pub async fn admit(stores: &Stores, cfg: &Config, tenant: &str, agent_id: &str, call_id: &str) -> Result<(), Refusal> {
     let plan: Option<Plan> = match stores.control.tenant(tenant).await {
         Ok(t) => Some(t.plan),
         // tenants of the configuration (the default one, `[[numbers]]`) need no row: no limits
@@ -68,10 +97,8 @@ pub async fn admit(stores: &Stores, cfg: &Config, tenant: &str, call_id: &str, p
         Err(e) => return Err(Refusal::Unavailable(e.to_string())),
     };
     let plan = plan.unwrap_or(Plan { max_concurrent_calls: None, monthly_minutes: None, retention_days: 90, allowed_providers: None });
-    if let Some(allowed) = &plan.allowed_providers
-        && let Some(p) = providers.iter().find(|p| !allowed.contains(p))
-    {
-        return Err(Refusal::Provider(p.clone()));
+    if plan.allowed_providers.is_some() {
+        check_providers(&agent_needs(stores, cfg, tenant, agent_id).await, plan.allowed_providers.as_deref())?;
     }
     if let Some(minutes) = plan.monthly_minutes {
         let now = chrono::Utc::now();
@@ -104,5 +131,25 @@ pub fn release_unless_started(stores: Stores, registry: std::sync::Arc<crate::ca
 pub async fn release(stores: &Stores, call_id: &str) {
     if let Err(e) = stores.hot.release_call(call_id).await {
         tracing::warn!(call_id, error = %e, "active-call lease not released");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(x: &[&str]) -> Vec<String> {
+        x.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn plans_filter_chains_and_refuse_only_when_nothing_is_left() {
+        let needs = AgentNeeds { stt: v(&["deepgram", "local"]), tts: v(&["cartesia", "local"]), brain: "anthropic".into() };
+        assert_eq!(check_providers(&needs, None), Ok(()));
+        assert_eq!(check_providers(&needs, Some(&v(&["local", "anthropic"]))), Ok(()), "the on-box fallbacks carry the call");
+        assert_eq!(allowed_chain(&needs.stt, Some(&v(&["local", "anthropic"]))), v(&["local"]));
+        assert_eq!(check_providers(&needs, Some(&v(&["deepgram", "cartesia", "local"]))), Err(Refusal::Provider("anthropic".into())), "the brain is not allowed");
+        assert_eq!(check_providers(&needs, Some(&v(&["cartesia", "anthropic"]))), Err(Refusal::Provider("deepgram".into())), "no STT left");
+        assert_eq!(allowed_chain(&needs.tts, None), needs.tts);
     }
 }

@@ -299,8 +299,7 @@ impl CallHandler for Calls {
             return end;
         };
         // admission (again, for calls a webhook already admitted: the lease is refreshed)
-        let providers = crate::admission::primary_providers(&self.config, &plan.agent_id);
-        if let Err(r) = crate::admission::admit(&self.data.stores, &self.config, &plan.tenant_id, &call_id, &providers).await {
+        if let Err(r) = crate::admission::admit(&self.data.stores, &self.config, &plan.tenant_id, &plan.agent_id, &call_id).await {
             self.registry.plans.remove(&call_id);
             self.registry.plans.note_owner(&call_id, &plan.tenant_id);
             let end = self.refuse(&call_id, &start, io, &self.config.telephony.plan_limit_message.clone(), &r.to_string(), r.code()).await;
@@ -330,7 +329,7 @@ impl CallHandler for Calls {
         self.record(&call_id, "carrier_stream_started", serde_json::json!({"carrier": start.carrier, "carrier_sid": carrier_sid, "stream_sid": start.stream_sid,
             "audio": start.audio, "sample_rate": start.sample_rate, "direction": plan.direction, "from": plan.from, "to": plan.to})).await;
         let hook = serde_json::json!({"call_id": call_id, "agent_id": ctx.agent_id, "direction": plan.direction, "carrier": start.carrier, "from": plan.from, "to": plan.to});
-        self.webhooks.emit(&ctx.tenant_id, "call.started", hook.clone()).await;
+        self.webhooks.emit_later(&ctx.tenant_id, "call.started", hook.clone());
         let started_ms = unix_ms();
         let end = match self.hub.for_call(&ctx.tenant_id, &ctx.agent_id, &agents.voice, &agents.language).await {
             Ok(cp) => {
@@ -376,7 +375,7 @@ impl CallHandler for Calls {
         let mut hook = hook;
         hook["end"] = serde_json::to_value(&end).unwrap_or_default();
         hook["duration_ms"] = serde_json::json!(unix_ms().saturating_sub(started_ms));
-        self.webhooks.emit(&ctx.tenant_id, "call.ended", hook).await;
+        self.webhooks.emit_later(&ctx.tenant_id, "call.ended", hook);
         self.registry.finish(&call_id, end.clone());
         end
     }

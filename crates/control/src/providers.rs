@@ -315,8 +315,16 @@ impl ProviderHub {
         let agent = self.agent(tenant_id, agent_id).await?;
         let language = agent.profile.language.clone().unwrap_or_else(|| language.to_string());
         let (stt_names, tts_names) = self.config.chains(&language);
-        let stt_names = agent.profile.stt.clone().unwrap_or(stt_names);
-        let tts_names = agent.profile.tts.clone().unwrap_or(tts_names);
+        // the tenant's plan may allow only some providers: the chains keep just those
+        let allowed = match &self.control {
+            Some(c) => c.tenant(tenant_id).await.ok().and_then(|t| t.plan.allowed_providers),
+            None => None,
+        };
+        let stt_names = crate::admission::allowed_chain(&agent.profile.stt.clone().unwrap_or(stt_names), allowed.as_deref());
+        let tts_names = crate::admission::allowed_chain(&agent.profile.tts.clone().unwrap_or(tts_names), allowed.as_deref());
+        if stt_names.is_empty() || tts_names.is_empty() {
+            anyhow::bail!("the tenant's plan allows no speech-to-text or text-to-speech provider of this agent");
+        }
         let stt = self.stt_chain(tenant_id, &stt_names, &m).await?;
         let tts = self.tts_chain(tenant_id, &tts_names, &m).await?;
         let voice = agent.profile.voice.clone().unwrap_or_else(|| voice.to_string());

@@ -62,8 +62,7 @@ pub async fn place_call(s: &AppState, tenant: &str, req: PlaceCall) -> Result<Va
     let agent_id = req.agent_id.clone().unwrap_or_else(|| a.default_agent.clone());
     callfunnel_data::check_id(&agent_id).map_err(|e| ApiError::bad_request("invalid_agent_id", e.to_string()))?;
     let call_id = new_call_id();
-    let providers = crate::admission::primary_providers(&s.config, &agent_id);
-    if let Err(r) = crate::admission::admit(&s.stores, &s.config, tenant, &call_id, &providers).await {
+    if let Err(r) = crate::admission::admit(&s.stores, &s.config, tenant, &agent_id, &call_id).await {
         let status = if matches!(r, crate::admission::Refusal::Unavailable(_)) { StatusCode::SERVICE_UNAVAILABLE } else if matches!(r, crate::admission::Refusal::Concurrency(_)) { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::PAYMENT_REQUIRED };
         return Err(ApiError::new(status, r.code(), r.to_string()));
     }

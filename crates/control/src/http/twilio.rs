@@ -63,8 +63,7 @@ async fn voice(State(s): State<AppState>, Form(f): Params) -> Response {
             xml(twiml::say_and_hangup(&s.config.telephony.unknown_number_message))
         }
         Route::Agent { tenant_id, agent_id } => {
-            let providers = crate::admission::primary_providers(&s.config, &agent_id);
-            if let Err(r) = crate::admission::admit(&s.stores, &s.config, &tenant_id, &call_id, &providers).await {
+            if let Err(r) = crate::admission::admit(&s.stores, &s.config, &tenant_id, &agent_id, &call_id).await {
                 tracing::warn!(call_id, tenant_id, reason = %r, "incoming call refused by the plan");
                 s.registry.plans.note_owner(&call_id, &tenant_id);
                 s.calls.record(&call_id, "call_refused", json!({"carrier": "twilio", "to": to, "reason": r.to_string(), "code": r.code()})).await;

@@ -55,6 +55,12 @@ impl Webhooks {
         w
     }
 
+    /// As [`Webhooks::emit`], in the background (a call's setup never waits on the store).
+    pub fn emit_later(self: &Arc<Self>, tenant: &str, event: &'static str, data: Value) {
+        let (me, tenant) = (self.clone(), tenant.to_string());
+        tokio::spawn(async move { me.emit(&tenant, event, data).await });
+    }
+
     /// Records `event` for every endpoint of `tenant` subscribed to it and queues the deliveries.
     pub async fn emit(&self, tenant: &str, event: &str, data: Value) {
         let hooks = match self.control.webhooks(tenant).await {

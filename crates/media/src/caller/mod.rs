@@ -71,6 +71,9 @@ pub struct CallerReport {
     pub marks_echoed: u64,
     pub clears: u64,
     pub recording: Option<PathBuf>,
+    /// Wall-clock time of tick 0 (`started_ms` of each line counts from here), Unix ms: lets a
+    /// report line the caller's clock up with the server's.
+    pub started_unix_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +140,7 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tick = 0u64;
+    let started_unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let max_ms = c.max_call_secs * 1000;
     let ended_by: String;
 
@@ -275,7 +279,7 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
         }
         None => None,
     };
-    Ok(CallerReport { call_sid, lines: reports, ended_by, duration_ms: tick * 20, agent_audio_ms, marks_echoed, clears, recording })
+    Ok(CallerReport { call_sid, lines: reports, ended_by, duration_ms: tick * 20, agent_audio_ms, marks_echoed, clears, recording, started_unix_ms })
 }
 
 fn describe(l: &Line) -> String {
