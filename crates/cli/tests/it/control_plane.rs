@@ -204,3 +204,90 @@ async fn the_openapi_document_covers_every_route_with_coded_errors() {
     stop.cancel();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_usage_invoices_pages_and_webhook_urls() {
+    let (s, stop, dir) = start("camp", |_| {}).await;
+    let base = format!("http://{}", s.addr);
+    let http = reqwest::Client::new();
+    let control = s.state.stores.control.clone();
+    control.ensure_tenant("cp", "Campaigner").await.unwrap();
+    control.create_agent("cp", "clinic", "Clinic").await.unwrap();
+    let t = token(&s, "cp", "tenant-admin");
+    let call = |m: reqwest::Method, path: String, body: Option<Value>| {
+        let (http, base, t) = (http.clone(), base.clone(), t.clone());
+        async move {
+            let mut r = http.request(m, format!("{base}{path}")).bearer_auth(t);
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // a window that is closed now (two hours ahead, in UTC): nothing is dialled meanwhile
+    let h = (chrono::Utc::now() + chrono::Duration::hours(2)).format("%H:00").to_string();
+    let h2 = (chrono::Utc::now() + chrono::Duration::hours(3)).format("%H:00").to_string();
+    let settings = json!({"window": {"start": h, "end": h2, "timezone": "UTC"}, "concurrency": 3, "max_attempts": 2});
+    let (st, v) = call(reqwest::Method::POST, "/v1/campaigns".into(), Some(json!({"id": "c1", "name": "C", "agent_id": "clinic", "settings": settings, "contacts": [{"number": "+15550100101", "variables": {"name": "Ana"}}]}))).await;
+    assert_eq!((st, v["status"].as_str(), v["progress"]["pending"].as_i64()), (201, Some("draft"), Some(1)), "{v}");
+    for (bad, code) in [
+        (json!({"id": "c2", "name": "C", "agent_id": "nobody", "settings": settings}), "agent_not_found"),
+        (json!({"id": "c2", "name": "C", "agent_id": "clinic", "settings": {"window": {"start": "9", "end": "17:00", "timezone": "UTC"}}}), "invalid_settings"),
+        (json!({"id": "c2", "name": "C", "agent_id": "clinic", "settings": {"window": {"start": "09:00", "end": "17:00", "timezone": "Nowhere/City"}}}), "invalid_settings"),
+        (json!({"id": "c2", "name": "C", "agent_id": "clinic", "settings": settings, "contacts": [{"number": "call me maybe"}]}), "invalid_number"),
+    ] {
+        let (st, v) = call(reqwest::Method::POST, "/v1/campaigns".into(), Some(bad)).await;
+        assert_eq!(v["code"].as_str(), Some(code), "{st} {v}");
+    }
+    let step = |action: &'static str| call(reqwest::Method::POST, format!("/v1/campaigns/c1/{action}"), None);
+    let (st, v) = step("pause").await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("invalid_campaign_state")), "a draft cannot pause");
+    assert_eq!(step("start").await.1["status"], "running");
+    assert_eq!(step("pause").await.1["status"], "paused");
+    assert_eq!(step("resume").await.1["status"], "running");
+    let (st, v) = call(reqwest::Method::POST, "/v1/campaigns/c1/contacts".into(), Some(json!([{"number": "+15550100102"}, {"number": "+15550100103", "variables": {"name": "Bo"}}]))).await;
+    assert_eq!((st, v["added"].as_u64()), (200, Some(2)));
+    let (_, page) = call(reqwest::Method::GET, "/v1/campaigns/c1/contacts?limit=2".into(), None).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    let after = page["next_cursor"].as_str().unwrap().to_string();
+    let (_, rest) = call(reqwest::Method::GET, format!("/v1/campaigns/c1/contacts?limit=2&after={after}"), None).await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1, "{rest}");
+    tokio::time::sleep(Duration::from_millis(2500)).await; // a dialer tick: the window is closed
+    let (_, c) = call(reqwest::Method::GET, "/v1/campaigns/c1".into(), None).await;
+    assert_eq!((c["progress"]["pending"].as_i64(), c["progress"]["attempts"].as_i64()), (Some(3), Some(0)), "{c}");
+    assert_eq!(step("cancel").await.1["status"], "cancelled");
+    assert_eq!(step("resume").await.0, 409);
+
+    // usage and invoices
+    let now = chrono::Utc::now();
+    control.record_usage(UsageRecord { tenant_id: "cp".into(), call_id: "x".into(), idempotency_key: "x:call_ms".into(), metric: Metric::CallMs, provider: "twilio".into(), quantity: 90_000, at_unix_ms: now.timestamp_millis() - 10 }).await.unwrap();
+    let (_, u) = call(reqwest::Method::GET, "/v1/usage".into(), None).await;
+    assert_eq!(u["lines"][0]["metric"], "call_ms", "{u}");
+    assert_eq!(u["lines"][0]["quantity"], 90_000, "{u}");
+    let (st, v) = call(reqwest::Method::GET, format!("/v1/invoices/{}", now.format("%Y-%m")), None).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("period_open")));
+    let (st, inv) = call(reqwest::Method::GET, "/v1/invoices/2020-01".into(), None).await;
+    assert_eq!((st, inv["period"].as_str(), inv["total_micros"].as_i64()), (200, Some("2020-01"), Some(0)), "{inv}");
+    assert_eq!(call(reqwest::Method::GET, "/v1/invoices/2020-01".into(), None).await.1["id"], inv["id"], "issued once");
+    assert_eq!(call(reqwest::Method::GET, "/v1/invoices/20-1".into(), None).await.1["code"], "invalid_period");
+
+    // pages: three agents two at a time
+    for id in ["a1", "a2"] {
+        call(reqwest::Method::POST, "/v1/agents".into(), Some(json!({"id": id, "name": id}))).await;
+    }
+    let (_, p1) = call(reqwest::Method::GET, "/v1/agents?limit=2".into(), None).await;
+    let ids: Vec<&str> = p1["data"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["a1", "a2"]);
+    let (_, p2) = call(reqwest::Method::GET, format!("/v1/agents?limit=2&cursor={}", p1["next_cursor"].as_str().unwrap()), None).await;
+    assert_eq!((p2["data"][0]["id"].as_str(), p2["next_cursor"].is_null()), (Some("clinic"), true), "{p2}");
+
+    // webhook URLs the network policy forbids are refused when registered
+    for url in ["http://127.0.0.1:9/hook", "https://169.254.169.254/latest", "https://10.0.0.7/x", "ftp://example.com/x"] {
+        let (st, v) = call(reqwest::Method::POST, "/v1/webhooks".into(), Some(json!({"url": url, "events": ["*"]}))).await;
+        assert_eq!((st, v["code"].as_str()), (400, Some("url_not_allowed")), "{url}: {v}");
+    }
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(dir);
+}
+

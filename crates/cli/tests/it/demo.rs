@@ -84,8 +84,12 @@ fn cloud_demo_call_runs_on_the_provider_simulators() {
     let r: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
     let turns = r["turns"].as_array().unwrap();
     assert_eq!(turns.len(), 6, "{r:#}");
+    let story = || -> String {
+        let tl: Vec<String> = r["timeline"].as_array().unwrap().iter().filter(|e| ["call_started", "transcript", "agent_turn_started", "agent_said", "barge_in", "call_ended"].contains(&e["kind"].as_str().unwrap_or_default())).map(|e| format!("{} {} {}", e["at_ms"], e["kind"], e["data"]["text"].as_str().unwrap_or_default())).collect();
+        format!("turns: {:#}\ntimeline:\n{}\nstderr: {stderr}", r["turns"], tl.join("\n"))
+    };
     for t in turns {
-        assert_eq!(t["agent_heard"], t["caller_said"], "the STT simulator transcribes each utterance exactly: {t}");
+        assert_eq!(t["agent_heard"], t["caller_said"], "the STT simulator transcribes each utterance exactly: {t}\n{}", story());
     }
     let events = r["timeline"].as_array().unwrap();
     let started = events.iter().find(|e| e["kind"] == "call_started").unwrap();

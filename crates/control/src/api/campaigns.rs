@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::common::{Body, ErrorBody, Page, store_err};
+use super::common::{Body, ErrorBody, Page, PageParams, store_err};
 use crate::auth::{Caller, Role};
 use crate::campaigns::CampaignSettings;
 use crate::http::{ApiError, AppState};
@@ -114,11 +114,12 @@ pub async fn create(c: Caller, State(s): State<AppState>, Body(b): Body<NewCampa
     Ok((StatusCode::CREATED, Json(view(got, Some(p)))))
 }
 
-#[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", responses((status = 200, body = Page<CampaignView>)))]
-pub async fn list(c: Caller, State(s): State<AppState>) -> Result<Json<Page<CampaignView>>, ApiError> {
+#[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", params(PageParams), responses((status = 200, body = Page<CampaignView>)))]
+pub async fn list(c: Caller, State(s): State<AppState>, Query(p): Query<PageParams>) -> Result<Json<Page<CampaignView>>, ApiError> {
     c.require(Role::Viewer)?;
-    let data = s.stores.control.campaigns(&c.tenant).await.map_err(store_err)?.into_iter().map(|x| view(x, None)).collect();
-    Ok(Json(Page { data, next_cursor: None }))
+    let mut all: Vec<CampaignView> = s.stores.control.campaigns(&c.tenant).await.map_err(store_err)?.into_iter().map(|x| view(x, None)).collect();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(p.page(all, |x| x.id.clone())?))
 }
 
 #[utoipa::path(get, path = "/v1/campaigns/{campaign_id}", tag = "campaigns", params(("campaign_id" = String, Path)), responses((status = 200, body = CampaignView), (status = 404, body = ErrorBody)))]

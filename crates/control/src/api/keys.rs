@@ -1,13 +1,13 @@
 //! `/v1/api-keys`: keys for server-to-server use. Only a SHA-256 is stored; the key is shown once.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use callfunnel_data::control::ApiKeyInfo;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{Body, ErrorBody, Page, store_err};
+use super::common::{Body, ErrorBody, Page, PageParams, store_err};
 use crate::auth::{Caller, Role};
 use crate::http::{ApiError, AppState};
 
@@ -50,11 +50,12 @@ pub async fn create(c: Caller, State(s): State<AppState>, Body(b): Body<NewKey>)
     Ok((StatusCode::CREATED, Json(CreatedKey { info: view(info), key: key.expose().to_string() })))
 }
 
-#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", responses((status = 200, body = Page<KeyView>)))]
-pub async fn list(c: Caller, State(s): State<AppState>) -> Result<Json<Page<KeyView>>, ApiError> {
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(PageParams), responses((status = 200, body = Page<KeyView>)))]
+pub async fn list(c: Caller, State(s): State<AppState>, Query(p): Query<PageParams>) -> Result<Json<Page<KeyView>>, ApiError> {
     c.require(Role::TenantAdmin)?;
-    let data = s.stores.control.api_keys(&c.tenant).await.map_err(store_err)?.into_iter().map(view).collect();
-    Ok(Json(Page { data, next_cursor: None }))
+    let mut all: Vec<KeyView> = s.stores.control.api_keys(&c.tenant).await.map_err(store_err)?.into_iter().map(view).collect();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(p.page(all, |k| k.id.clone())?))
 }
 
 #[utoipa::path(delete, path = "/v1/api-keys/{key_id}", tag = "api-keys", params(("key_id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]

@@ -2,14 +2,14 @@
 //! under the data directory (`kb/TENANT/KB/DOC.txt`) and registered as `pending`; indexing
 //! (chunk, embed, store vectors) picks it up from there.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use callfunnel_data::control::{Document, KnowledgeBase, NewDocument};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{Body, ErrorBody, Page, store_err};
+use super::common::{Body, ErrorBody, Page, PageParams, store_err};
 use crate::auth::{Caller, Role};
 use crate::http::{ApiError, AppState};
 
@@ -89,11 +89,11 @@ pub async fn create(c: Caller, State(s): State<AppState>, Body(b): Body<NewKb>) 
     Ok((StatusCode::CREATED, Json(kb.into())))
 }
 
-#[utoipa::path(get, path = "/v1/knowledge-bases", tag = "knowledge", responses((status = 200, body = Page<KbView>)))]
-pub async fn list(c: Caller, State(s): State<AppState>) -> Result<Json<Page<KbView>>, ApiError> {
+#[utoipa::path(get, path = "/v1/knowledge-bases", tag = "knowledge", params(PageParams), responses((status = 200, body = Page<KbView>)))]
+pub async fn list(c: Caller, State(s): State<AppState>, Query(p): Query<PageParams>) -> Result<Json<Page<KbView>>, ApiError> {
     c.require(Role::Viewer)?;
-    let data = s.stores.control.kbs(&c.tenant).await.map_err(store_err)?.into_iter().map(Into::into).collect();
-    Ok(Json(Page { data, next_cursor: None }))
+    let all: Vec<KbView> = s.stores.control.kbs(&c.tenant).await.map_err(store_err)?.into_iter().map(Into::into).collect();
+    Ok(Json(p.page(all, |k| k.id.clone())?))
 }
 
 #[utoipa::path(get, path = "/v1/knowledge-bases/{kb_id}/documents", tag = "knowledge", params(("kb_id" = String, Path)), responses((status = 200, body = Page<DocumentView>), (status = 404, body = ErrorBody)))]

@@ -7,7 +7,7 @@ use callfunnel_data::control::{NewWebhook, Webhook, WebhookDelivery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::common::{Body, ErrorBody, Page, store_err};
+use super::common::{Body, ErrorBody, Page, PageParams, store_err};
 use crate::auth::{Caller, Role};
 use crate::http::{ApiError, AppState};
 use crate::webhooks::EVENTS;
@@ -56,11 +56,12 @@ pub async fn create(c: Caller, State(s): State<AppState>, Body(b): Body<NewWebho
     Ok((StatusCode::CREATED, Json(CreatedWebhook { hook: view(h), secret })))
 }
 
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", responses((status = 200, body = Page<WebhookView>)))]
-pub async fn list(c: Caller, State(s): State<AppState>) -> Result<Json<Page<WebhookView>>, ApiError> {
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(PageParams), responses((status = 200, body = Page<WebhookView>)))]
+pub async fn list(c: Caller, State(s): State<AppState>, Query(p): Query<PageParams>) -> Result<Json<Page<WebhookView>>, ApiError> {
     c.require(Role::Viewer)?;
-    let data = s.stores.control.webhooks(&c.tenant).await.map_err(store_err)?.into_iter().map(view).collect();
-    Ok(Json(Page { data, next_cursor: None }))
+    let mut all: Vec<WebhookView> = s.stores.control.webhooks(&c.tenant).await.map_err(store_err)?.into_iter().map(view).collect();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(p.page(all, |h| h.id.clone())?))
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{webhook_id}", tag = "webhooks", params(("webhook_id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
