@@ -146,8 +146,11 @@ impl SpeechToText for WhisperStt {
         let mut resampler = Resampler::new(config.sample_rate, 16000);
         tokio::spawn(async move {
             let mut buf: Vec<f32> = Vec::new();
-            // A decode started at a pause, valid while no more audio arrives.
-            let mut early: Option<tokio::task::JoinHandle<Result<(String, f32)>>> = None;
+            // A decode started at a pause, valid while no more audio arrives. Its text is also
+            // sent at once as an interim result (the turn-taker's second opinion), unless audio
+            // came in meanwhile.
+            let mut early: Option<tokio::sync::oneshot::Receiver<Result<(String, f32)>>> = None;
+            let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let decode = |audio: Vec<f32>| {
                 let (ctx, lang) = (ctx.clone(), language.clone());
                 tokio::task::spawn_blocking(move || transcribe(&ctx, &audio, &lang, threads))
@@ -156,6 +159,7 @@ impl SpeechToText for WhisperStt {
                 match input {
                     SttInput::Audio(pcm) => {
                         early = None; // the caller went on: that transcript is stale
+                        generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         let x: Vec<f32> = pcm.iter().map(|&s| s as f32 / 32768.0).collect();
                         buf.extend(resampler.process(&x));
                         let max = MAX_SECONDS * 16000;
@@ -165,26 +169,34 @@ impl SpeechToText for WhisperStt {
                     }
                     SttInput::Prepare => {
                         if early.is_none() && !buf.is_empty() {
-                            early = Some(decode(buf.clone()));
+                            let (tx, rx) = tokio::sync::oneshot::channel();
+                            let job = decode(buf.clone());
+                            let (events, gen_now, generation) = (ev_tx.clone(), generation.load(std::sync::atomic::Ordering::SeqCst), generation.clone());
+                            tokio::spawn(async move {
+                                let r = job.await.unwrap_or_else(|e| Err(AiError::inference("whisper", format!("task failed: {e}"))));
+                                if let Ok((text, _)) = &r
+                                    && !text.is_empty()
+                                    && generation.load(std::sync::atomic::Ordering::SeqCst) == gen_now
+                                {
+                                    let _ = events.send(SttEvent::Interim { text: text.clone() }).await;
+                                }
+                                let _ = tx.send(r);
+                            });
+                            early = Some(rx);
                         }
                     }
                     SttInput::Finalize => {
+                        // the final result is on its way: no interim for it
+                        generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         let audio = std::mem::take(&mut buf);
-                        let job = match early.take() {
-                            Some(job) => job,
-                            None => decode(audio),
+                        let result = match early.take() {
+                            Some(rx) => rx.await.unwrap_or_else(|_| Err(AiError::inference("whisper", "task ended"))),
+                            None => decode(audio).await.unwrap_or_else(|e| Err(AiError::inference("whisper", format!("task failed: {e}")))),
                         };
-                        let (text, confidence) = match job.await {
-                            Ok(Ok(r)) => r,
-                            Ok(Err(e)) => {
-                                tracing::error!(error = %e, "whisper failed");
-                                (String::new(), 0.0)
-                            }
-                            Err(e) => {
-                                tracing::error!(error = %e, "whisper task failed");
-                                (String::new(), 0.0)
-                            }
-                        };
+                        let (text, confidence) = result.unwrap_or_else(|e| {
+                            tracing::error!(error = %e, "whisper failed");
+                            (String::new(), 0.0)
+                        });
                         if ev_tx.send(SttEvent::Final { text, confidence, flushed: true }).await.is_err() {
                             return;
                         }
@@ -228,7 +240,13 @@ mod tests {
             let t = std::time::Instant::now();
             s.input.send(SttInput::Prepare).await.unwrap();
             s.input.send(SttInput::Finalize).await.unwrap();
-            let SttEvent::Final { text: got, flushed, .. } = s.events.recv().await.unwrap() else { panic!() };
+            let mut ev = s.events.recv().await.unwrap();
+            let interim = if let SttEvent::Interim { text } = &ev { Some(text.clone()) } else { None };
+            if interim.is_some() {
+                ev = s.events.recv().await.unwrap(); // the decode finished before Finalize was seen
+            }
+            let SttEvent::Final { text: got, flushed, .. } = ev else { panic!("{ev:?}") };
+            assert!(interim.is_none_or(|i| i == got), "one decode serves both");
             eprintln!("whisper: {got:?} in {:?}", t.elapsed());
             assert!(flushed);
             let norm = |x: &str| x.to_lowercase().chars().filter(|c| c.is_alphanumeric() || c.is_whitespace()).collect::<String>();
@@ -237,6 +255,28 @@ mod tests {
             // espeak-ng at 8 kHz through a reduced context: most words, not all.
             assert!(hits * 2 >= want.split_whitespace().count(), "heard {got:?} for {want:?}");
         }
+        // A pause alone: the speculative decode's text arrives as an interim result, before any
+        // Finalize; audio after the pause makes it stale (no interim), and Finalize decodes all.
+        for chunk in espeak_8k("My name is Priya Shah.").chunks(160) {
+            s.input.send(SttInput::Audio(chunk.to_vec())).await.unwrap();
+        }
+        s.input.send(SttInput::Prepare).await.unwrap();
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(20), s.events.recv()).await.unwrap().unwrap();
+        let SttEvent::Interim { text } = ev else { panic!("{ev:?}") };
+        assert!(text.to_lowercase().contains("name"), "{text}");
+        s.input.send(SttInput::Finalize).await.unwrap();
+        assert!(matches!(s.events.recv().await, Some(SttEvent::Final { flushed: true, .. })));
+        for chunk in espeak_8k("I would like").chunks(160) {
+            s.input.send(SttInput::Audio(chunk.to_vec())).await.unwrap();
+        }
+        s.input.send(SttInput::Prepare).await.unwrap();
+        for chunk in espeak_8k("to book an appointment.").chunks(160) {
+            s.input.send(SttInput::Audio(chunk.to_vec())).await.unwrap();
+        }
+        s.input.send(SttInput::Finalize).await.unwrap();
+        let ev = s.events.recv().await.unwrap();
+        let SttEvent::Final { text, .. } = ev else { panic!("a stale interim: {ev:?}") };
+        assert!(text.to_lowercase().contains("appointment"), "{text}");
         // An empty utterance gives empty text, not a hallucination.
         s.input.send(SttInput::Finalize).await.unwrap();
         assert_eq!(s.events.recv().await, Some(SttEvent::Final { text: String::new(), confidence: 0.0, flushed: true }));

@@ -18,7 +18,7 @@ use super::listener::{Listener, ListenerEvent};
 use super::playout::{Playout, PlayoutCmd, PlayoutEvent};
 use super::screening::{Screener, Verdict, VoicemailAction};
 use super::speaker::{Speaker, SpeakerEvent};
-use super::turn::{EndBy, TurnTaker};
+use super::turn::TurnTaker;
 use super::usage::UsageMeter;
 use super::{CallCommand, CallEnd, CallSetup, CarrierIo, CarrierOut, Providers, Recorder, AUDIO_QUEUE, EVENT_QUEUE};
 
@@ -68,6 +68,8 @@ pub struct Controller {
     dtmf: String,
     dtmf_deadline: Option<Instant>,
     meter: Arc<UsageMeter>,
+    /// STT interim results, on to the listener (a second opinion at pauses).
+    hints: mpsc::Sender<String>,
 }
 
 impl Controller {
@@ -94,6 +96,7 @@ impl Controller {
         let mut stt_events = stt.events;
 
         let screening_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(setup.screening.is_some()));
+        let (hints_tx, hints_rx) = mpsc::channel(4);
         let listener = Listener {
             vad,
             taker: TurnTaker::new(setup.turn.clone(), providers.turn_detector.is_some()),
@@ -105,6 +108,7 @@ impl Controller {
             beep: setup.screening.as_ref().map(|_| BeepDetector::new(8000)),
             screening: screening_flag.clone(),
             meter: meter.clone(),
+            hints: Some(hints_rx),
         };
         tokio::spawn(listener.run(io.inbound, cancel.clone()));
         let playout = Playout::new(setup.playout.clone(), io.outbound.clone(), pl_ev_tx);
@@ -118,7 +122,7 @@ impl Controller {
             setup, providers, brain, rec, cancel: cancel.clone(), out: io.outbound, playout: playout_tx, speaker_tx,
             history: Vec::new(), agent: None, next_turn: 1, backchannel: false, speech_started_at: None,
             pending: VecDeque::new(), finals: VecDeque::new(), parts: Vec::new(),
-            meter, screener, screening_flag, leaving_message: false, dtmf: String::new(), dtmf_deadline: None,
+            meter, screener, screening_flag, leaving_message: false, dtmf: String::new(), dtmf_deadline: None, hints: hints_tx,
         };
         if c.screener.is_some() {
             c.rec.record("screening_started", json!({}));
@@ -167,7 +171,7 @@ impl Controller {
             ListenerEvent::SpeechSustained | ListenerEvent::Resumed => {}
             ListenerEvent::TurnEnded { speech_end, decided, by } => {
                 let end_ms = decided.saturating_duration_since(speech_end).as_secs_f64() * 1000.0;
-                self.rec.record("user_turn_ended", json!({"by": if by == EndBy::Model { "model" } else { "timeout" }, "end_of_turn_ms": end_ms, "backchannel": self.backchannel}));
+                self.rec.record("user_turn_ended", json!({"by": by.as_str(), "end_of_turn_ms": end_ms, "backchannel": self.backchannel}));
                 let times = TurnTimes { speech_end: Some(speech_end), turn_decided: Some(decided), ..Default::default() };
                 let screening = self.screener.is_some() || self.leaving_message;
                 self.pending.push_back(PendingTranscript { backchannel: self.backchannel || self.leaving_message, screening, times });
@@ -210,6 +214,11 @@ impl Controller {
     }
 
     async fn on_stt(&mut self, ev: SttEvent) -> Option<CallEnd> {
+        if let SttEvent::Interim { text } = &ev {
+            // the listener weighs it when the caller pauses (a full queue just drops a hint)
+            let _ = self.hints.try_send(text.clone());
+            return None;
+        }
         let SttEvent::Final { text, flushed, .. } = ev else { return None };
         if !text.trim().is_empty() {
             self.parts.push(text.trim().to_string());

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::TurnConfig;
 use super::playout::PlayoutCmd;
-use super::turn::{EndBy, TurnSignal, TurnTaker};
+use super::turn::{EndBy, TurnSignal, TurnTaker, reads_complete};
 use super::CarrierIn;
 
 const RATE: u32 = 8000;
@@ -48,6 +48,9 @@ pub struct Listener {
     pub beep: Option<BeepDetector>,
     pub screening: Arc<std::sync::atomic::AtomicBool>,
     pub meter: Arc<super::usage::UsageMeter>,
+    /// Speculative transcripts of the speech so far (STT interim results), a second opinion on
+    /// whether a pause ends the turn.
+    pub hints: Option<mpsc::Receiver<String>>,
 }
 
 struct Buffers {
@@ -62,6 +65,7 @@ impl Listener {
     pub async fn run(mut self, mut carrier: mpsc::Receiver<CarrierIn>, cancel: CancellationToken) {
         let (pred_tx, mut pred_rx) = mpsc::channel::<(u64, TurnPrediction)>(4);
         let mut b = Buffers { frame: Vec::with_capacity(512), preroll: VecDeque::new(), turn_audio: VecDeque::new(), forwarding: false, vad_errors: 0 };
+        let mut hints = self.hints.take().unwrap_or_else(|| mpsc::channel(1).1);
         loop {
             let signals = tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -73,6 +77,10 @@ impl Listener {
                     None => { let _ = self.events.send(ListenerEvent::Hangup("stream closed".into())).await; return }
                 },
                 Some((seq, p)) = pred_rx.recv() => self.taker.on_prediction(seq, p.complete).into_iter().collect(),
+                Some(text) = hints.recv() => match reads_complete(&text) {
+                    true => self.taker.on_transcript_complete().into_iter().collect(),
+                    false => continue,
+                },
             };
             for s in signals {
                 if self.on_signal(&mut b, s, &pred_tx).await.is_err() {

@@ -9,6 +9,38 @@ pub enum EndBy {
     Model,
     /// Silence reached the maximum pause.
     Timeout,
+    /// The model was unsure, but the transcript of the pause so far is a finished sentence.
+    Transcript,
+}
+
+impl EndBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndBy::Model => "model",
+            EndBy::Timeout => "timeout",
+            EndBy::Transcript => "transcript",
+        }
+    }
+}
+
+/// Words a finished sentence does not end with: a transcript ending in one is mid-sentence
+/// whatever its punctuation ("I'd like to book an appointment for.").
+const CONTINUES: &[&str] = &[
+    "a", "an", "the", "and", "or", "but", "so", "because", "if", "to", "for", "of", "with", "at", "on", "in", "from", "by", "about", "my",
+    "your", "our", "their", "his", "her", "is", "are", "was", "were", "be", "am", "i", "i'm", "we", "you", "it's", "that", "which", "who",
+    "um", "uh", "er", "like", "then", "than", "as", "into", "onto", "until", "before", "after", "since", "while", "when", "where", "what",
+    "how", "why", "can", "could", "would", "will", "should", "may", "might", "do", "does", "did", "have", "has", "had", "not", "just",
+];
+
+/// Whether a transcript reads as a finished turn: it ends with `.`, `?` or `!` and not with a
+/// word that leads on. A second opinion when the end-of-turn model is unsure.
+pub fn reads_complete(text: &str) -> bool {
+    let t = text.trim();
+    if !t.ends_with(['.', '?', '!']) || t.ends_with("...") {
+        return false;
+    }
+    let last = t.split_whitespace().last().unwrap_or_default().trim_matches(|c: char| !c.is_alphanumeric() && c != '\'').to_lowercase();
+    !last.is_empty() && !CONTINUES.contains(&last.as_str())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +158,19 @@ impl TurnTaker {
         out
     }
 
+    /// A transcript of the speech so far that reads as finished (see [`reads_complete`]): ends a
+    /// pause still waiting (the model was unsure or has not answered). Outside a pause it
+    /// changes nothing.
+    pub fn on_transcript_complete(&mut self) -> Option<TurnSignal> {
+        match self.state {
+            State::Paused { speech_end_ms, .. } => {
+                self.state = State::Idle { run_ms: 0 };
+                Some(TurnSignal::TurnEnded { speech_end_ms, by: EndBy::Transcript })
+            }
+            _ => None,
+        }
+    }
+
     /// The end-of-turn model's answer to `Paused { seq }`. Stale answers (speech resumed since)
     /// are ignored.
     pub fn on_prediction(&mut self, seq: u64, complete: bool) -> Option<TurnSignal> {
@@ -168,6 +213,29 @@ mod tests {
         assert_eq!(speech_end_ms, 640);
         assert_eq!(t.on_prediction(seq, true), Some(TurnSignal::TurnEnded { speech_end_ms: 640, by: EndBy::Model }));
         assert!(!t.in_turn());
+    }
+
+    #[test]
+    fn a_finished_transcript_ends_a_pause_the_model_was_unsure_of() {
+        let mut t = TurnTaker::new(TurnConfig::default(), true);
+        feed(&mut t, 0.9, 640);
+        assert_eq!(t.on_transcript_complete(), None, "not while speaking");
+        let s = feed(&mut t, 0.0, 512);
+        let TurnSignal::Paused { seq, speech_end_ms } = s[0] else { panic!("{s:?}") };
+        assert_eq!(t.on_prediction(seq, false), None);
+        assert_eq!(t.on_transcript_complete(), Some(TurnSignal::TurnEnded { speech_end_ms, by: EndBy::Transcript }));
+        assert!(!t.in_turn());
+        assert_eq!(t.on_transcript_complete(), None, "once");
+    }
+
+    #[test]
+    fn transcripts_read_as_finished_or_not() {
+        for done in ["My name is Priya Shah.", "What are your opening hours on Saturday?", "Yes, please.", "No, that's all. Goodbye!", "Tomorrow at 3 p.m."] {
+            assert!(reads_complete(done), "{done}");
+        }
+        for not in ["I'd like to book an appointment for.", "My name is", "Tomorrow at three and", "Well, um.", "So I was thinking...", "", "   ", "I want to."] {
+            assert!(!reads_complete(not), "{not}");
+        }
     }
 
     #[test]
