@@ -33,7 +33,8 @@ async fn main() {
     let s = Server::start(cfg, stop.clone()).await.unwrap();
     let auth = s.state.auth.clone();
     let dev: &DevIssuer = auth.dev.as_ref().unwrap();
-    let token = dev.token("bench", Some("default"), &["viewer"], "voice-api", 3600);
+    let tenant = s.state.config.agents.default_tenant.clone();
+    let token = dev.token("bench", Some(&tenant), &["viewer"], "voice-api", 3600);
 
     let mut us = Vec::with_capacity(n);
     for _ in 0..n {
@@ -72,7 +73,7 @@ async fn main() {
     for _ in 0..n {
         let t = Instant::now();
         let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
-        assert!(r.status().is_success());
+        assert!(r.status().is_success(), "{}", r.status());
         r.bytes().await.unwrap();
         us.push(t.elapsed().as_secs_f64() * 1e6);
     }
