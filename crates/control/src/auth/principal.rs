@@ -89,3 +89,32 @@ impl Principal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(c: Value) -> Result<Principal, ApiError> {
+        Principal::from_claims(c.as_object().unwrap(), "tenant_id", "/tenants/")
+    }
+
+    #[test]
+    fn tenant_and_role_come_from_the_claims() {
+        let a = p(json!({"sub": "u1", "tenant_id": "acme", "realm_access": {"roles": ["offline_access", "viewer", "editor"]}})).unwrap();
+        assert_eq!((a.tenant.as_deref(), a.role), (Some("acme"), Role::Editor), "the highest known role");
+        let g = p(json!({"sub": "u2", "groups": ["/staff", "/tenants/globex/support"], "realm_access": {"roles": ["tenant-admin"]}})).unwrap();
+        assert_eq!(g.tenant.as_deref(), Some("globex"), "from the group path");
+        let admin = p(json!({"sub": "ops", "realm_access": {"roles": ["platform-admin"]}})).unwrap();
+        assert!(admin.tenant.is_none() && admin.is_platform_admin());
+        assert_eq!(p(json!({"sub": "u3", "realm_access": {"roles": ["viewer"]}})).unwrap_err().code, "no_tenant");
+        assert_eq!(p(json!({"sub": "u4", "tenant_id": "acme", "realm_access": {"roles": ["default-roles-voice"]}})).unwrap_err().code, "no_role");
+        assert_eq!(p(json!({"sub": "u5", "tenant_id": "../etc", "realm_access": {"roles": ["viewer"]}})).unwrap_err().code, "invalid_tenant_claim");
+        // acting for a tenant
+        assert_eq!(a.tenant_for(None).unwrap(), "acme");
+        assert_eq!(a.tenant_for(Some("globex")).unwrap_err().code, "tenant_mismatch");
+        assert_eq!(admin.tenant_for(Some("globex")).unwrap(), "globex");
+        assert_eq!(admin.tenant_for(None).unwrap_err().code, "tenant_required");
+        assert!(a.require(Role::Editor).is_ok() && a.require(Role::TenantAdmin).is_err());
+    }
+}
