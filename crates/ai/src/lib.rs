@@ -5,6 +5,7 @@
 //! engine composes them as small tasks; dropping a stream's halves cancels it.
 
 pub mod error;
+pub mod knowledge;
 pub mod models;
 pub mod traits;
 pub mod text;
