@@ -10,6 +10,7 @@ pub mod campaigns;
 pub mod carriers;
 pub mod config;
 pub mod http;
+pub mod knowledge;
 pub mod provider_config;
 pub mod providers;
 pub mod routing;

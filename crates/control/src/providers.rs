@@ -172,6 +172,20 @@ impl ProviderHub {
         }
     }
 
+    /// The embedder of a knowledge base's model: MiniLM on the box, or Voyage with the
+    /// tenant's key (`voyage-*`, at the knowledge base's dimension).
+    pub async fn embedder(&self, tenant_id: &str, model: &str, dim: usize) -> anyhow::Result<Arc<dyn callfunnel_ai::Embedder>> {
+        match model {
+            "minilm-l6-v2" => Ok(self.models().await?.embedder),
+            m if m.starts_with("voyage-") => {
+                let c = &self.config.voyage;
+                let cfg = callfunnel_ai::cloud::voyage::VoyageConfig { model: m.to_string(), output_dimension: dim, ..Default::default() };
+                Ok(Arc::new(callfunnel_ai::cloud::voyage::VoyageEmbedder::new(self.endpoint(tenant_id, "voyage", &c.url).await?, cfg)))
+            }
+            other => anyhow::bail!("unknown embedding model `{other}`"),
+        }
+    }
+
     /// The brain of `agent_id` (`AGENTS_DIR/AGENT_ID.toml`), built once per tenant and agent.
     pub async fn brain(&self, tenant_id: &str, agent_id: &str) -> anyhow::Result<Arc<dyn Brain>> {
         Ok(self.agent(tenant_id, agent_id).await?.brain.clone())

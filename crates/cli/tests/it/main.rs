@@ -5,5 +5,6 @@ mod auth;
 mod cli;
 mod control_plane;
 mod demo;
+mod knowledge;
 mod stores;
 mod telephony;

@@ -1,6 +1,8 @@
-//! `/v1/knowledge-bases`: a tenant's knowledge bases and their documents. An upload is kept
-//! under the data directory (`kb/TENANT/KB/DOC.txt`) and registered as `pending`; indexing
-//! (chunk, embed, store vectors) picks it up from there.
+//! `/v1/knowledge-bases`: a tenant's knowledge bases and their documents. An upload (text,
+//! Markdown or HTML) is kept under the data directory (`kb/TENANT/KB/DOC.txt`, as extracted
+//! text), registered `pending`, and indexed in the background (chunk, embed, store vectors):
+//! its status becomes `ready` with a chunk count, or `failed`. Replacing a document re-indexes
+//! it; deleting it removes its chunks.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -46,8 +48,11 @@ impl From<KnowledgeBase> for KbView {
 pub struct NewDocumentBody {
     pub id: String,
     pub title: String,
-    /// Plain text or Markdown, at most 1 MiB.
+    /// The document, at most 1 MiB.
     pub text: String,
+    /// `text` (default), `markdown` or `html`.
+    #[serde(default)]
+    pub format: Option<String>,
     /// Where it came from (a URL or a file name), for citations.
     #[serde(default)]
     pub source: Option<String>,
@@ -104,12 +109,12 @@ pub async fn documents(c: Caller, State(s): State<AppState>, Path(kb): Path<Stri
     Ok(Json(Page { data, next_cursor: None }))
 }
 
+async fn kb_get(s: &AppState, tenant: &str, kb: &str) -> Result<KnowledgeBase, ApiError> {
+    s.stores.control.kbs(tenant).await.map_err(store_err)?.into_iter().find(|k| k.id == kb).ok_or_else(|| ApiError::not_found("knowledge_base_not_found", format!("knowledge base `{}` not found", kb.chars().take(128).collect::<String>())))
+}
+
 async fn kb_exists(s: &AppState, tenant: &str, kb: &str) -> Result<(), ApiError> {
-    if s.stores.control.kbs(tenant).await.map_err(store_err)?.iter().any(|k| k.id == kb) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found("knowledge_base_not_found", format!("knowledge base `{}` not found", kb.chars().take(128).collect::<String>())))
-    }
+    kb_get(s, tenant, kb).await.map(|_| ())
 }
 
 /// Uploads a document (replacing one with the same id is refused: delete it first).
@@ -122,28 +127,94 @@ pub async fn upload(c: Caller, State(s): State<AppState>, Path(kb): Path<String>
     if b.text.trim().is_empty() {
         return Err(ApiError::bad_request("empty_document", "the document has no text"));
     }
-    kb_exists(&s, &c.tenant, &kb).await?;
+    let kbase = kb_get(&s, &c.tenant, &kb).await?;
     callfunnel_data::check_id(&b.id).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    let format = match b.format.as_deref().unwrap_or("text") {
+        "text" => callfunnel_ai::knowledge::Format::Text,
+        "markdown" => callfunnel_ai::knowledge::Format::Markdown,
+        "html" => callfunnel_ai::knowledge::Format::Html,
+        other => return Err(ApiError::bad_request("invalid_format", format!("format `{}`: use text, markdown or html", other.chars().take(20).collect::<String>()))),
+    };
+    let text = callfunnel_ai::knowledge::extract(&b.text, format);
+    if text.is_empty() {
+        return Err(ApiError::bad_request("empty_document", "the document has no text"));
+    }
     let sha: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b.text.as_bytes()).as_ref().iter().map(|x| format!("{x:02x}")).collect();
     let source = b.source.clone().filter(|x| !x.trim().is_empty()).unwrap_or_else(|| format!("upload:{}", b.id));
     let path = s.config.data.dir.join("kb").join(&c.tenant).join(&kb).join(format!("{}.txt", b.id));
     let doc = s.stores.control.add_document(&c.tenant, &kb, NewDocument { id: b.id, title: b.title, source, sha256: sha, chunks: 0 }).await.map_err(store_err)?;
     let write = async {
         tokio::fs::create_dir_all(path.parent().expect("a parent")).await?;
-        tokio::fs::write(&path, b.text.as_bytes()).await
+        tokio::fs::write(&path, text.as_bytes()).await
     };
     if let Err(e) = write.await {
         tracing::error!(path = %path.display(), error = %e, "document not stored");
         let _ = s.stores.control.delete_document(&c.tenant, &kb, &doc.id).await;
         return Err(ApiError::internal("the document could not be stored"));
     }
+    let (k, tenant, id, title, source) = (s.knowledge.clone(), c.tenant.clone(), doc.id.clone(), doc.title.clone(), doc.source.clone());
+    tokio::spawn(async move {
+        let _ = k.index(&tenant, &kbase, crate::knowledge::DocMeta { id: &id, title: &title, source: &source }, &text).await;
+    });
     Ok((StatusCode::CREATED, Json(doc.into())))
+}
+
+/// Replaces a document (same id): stored again and re-indexed.
+#[utoipa::path(put, path = "/v1/knowledge-bases/{kb_id}/documents/{doc_id}", tag = "knowledge", params(("kb_id" = String, Path), ("doc_id" = String, Path)), request_body = NewDocumentBody, responses((status = 201, body = DocumentView), (status = 404, body = ErrorBody)))]
+pub async fn replace(c: Caller, State(s): State<AppState>, Path((kb, doc)): Path<(String, String)>, Body(b): Body<NewDocumentBody>) -> Result<(StatusCode, Json<DocumentView>), ApiError> {
+    c.require(Role::Editor)?;
+    if b.id != doc {
+        return Err(ApiError::bad_request("id_mismatch", "the body's id must be the document id in the path"));
+    }
+    kb_exists(&s, &c.tenant, &kb).await?;
+    match s.stores.control.delete_document(&c.tenant, &kb, &doc).await {
+        Ok(()) | Err(callfunnel_data::DataError::NotFound { .. }) => {}
+        Err(e) => return Err(store_err(e)),
+    }
+    upload(c, State(s), Path(kb), Body(b)).await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// What to look for.
+    pub q: String,
+    /// How many chunks (1-20, default 3).
+    pub k: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchHit {
+    pub doc_id: String,
+    pub text: String,
+    pub score: f32,
+    #[schema(value_type = Object)]
+    pub provenance: serde_json::Value,
+}
+
+/// The chunks closest to a question (what an agent's retrieval sees).
+#[utoipa::path(get, path = "/v1/knowledge-bases/{kb_id}/search", tag = "knowledge", params(("kb_id" = String, Path), SearchQuery), responses((status = 200, body = Page<SearchHit>), (status = 404, body = ErrorBody)))]
+pub async fn search(c: Caller, State(s): State<AppState>, Path(kb): Path<String>, axum::extract::Query(q): axum::extract::Query<SearchQuery>) -> Result<Json<Page<SearchHit>>, ApiError> {
+    c.require(Role::Viewer)?;
+    let k = q.k.unwrap_or(3);
+    if !(1..=20).contains(&k) || q.q.trim().is_empty() || q.q.len() > 2000 {
+        return Err(ApiError::bad_request("invalid_query", "q must be 1-2000 characters and k 1-20"));
+    }
+    let kbase = kb_get(&s, &c.tenant, &kb).await?;
+    let hits = s.knowledge.search(&c.tenant, &kbase, &q.q, k).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "search_unavailable", e.to_string()))?;
+    let data = hits.into_iter().map(|h| SearchHit { doc_id: h.doc_id, text: h.text, score: h.score, provenance: h.extra }).collect();
+    Ok(Json(Page { data, next_cursor: None }))
 }
 
 #[utoipa::path(delete, path = "/v1/knowledge-bases/{kb_id}/documents/{doc_id}", tag = "knowledge", params(("kb_id" = String, Path), ("doc_id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_document(c: Caller, State(s): State<AppState>, Path((kb, doc)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     c.require(Role::Editor)?;
     s.stores.control.delete_document(&c.tenant, &kb, &doc).await.map_err(store_err)?;
+    if let Ok(kbase) = kb_get(&s, &c.tenant, &kb).await
+        && let Err(e) = s.knowledge.remove(&c.tenant, &kbase, &doc).await
+    {
+        tracing::warn!(kb, doc, error = %e, "document chunks not removed");
+    }
     let _ = tokio::fs::remove_file(s.config.data.dir.join("kb").join(&c.tenant).join(&kb).join(format!("{doc}.txt"))).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -38,6 +38,7 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Auth>,
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     pub dialer: Arc<crate::campaigns::Dialer>,
+    pub knowledge: crate::knowledge::Knowledge,
     pub hub: Arc<ProviderHub>,
     pub store: Arc<dyn TimelineStore>,
     pub stores: Stores,
@@ -63,7 +64,8 @@ impl AppState {
         };
         let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), data, registry: registry.clone(), numbers, webhooks: webhooks.clone(), shutdown: shutdown.clone() });
         let dialer = Arc::new(crate::campaigns::Dialer::default());
-        Ok(AppState { config: Arc::new(config), auth, webhooks, dialer, hub, store, stores, registry, calls, carriers: Arc::new(carriers), shutdown })
+        let knowledge = crate::knowledge::Knowledge::new(stores.clone(), hub.clone());
+        Ok(AppState { config: Arc::new(config), auth, webhooks, dialer, knowledge, hub, store, stores, registry, calls, carriers: Arc::new(carriers), shutdown })
     }
 }
 
