@@ -2,6 +2,7 @@
 
 mod call;
 mod demo;
+mod kb;
 mod logging;
 mod models;
 mod report;
@@ -41,6 +42,8 @@ enum Command {
     Vad(vad::Args),
     /// Manage the offline models.
     Models(models::Args),
+    /// Ingest documents into a knowledge base, or search one.
+    Kb(kb::Args),
     /// Mint an API access token with the built-in dev issuer.
     Token(token::Args),
     /// Run a provider simulator (deepgram, anthropic, cartesia, sarvam, voyage) for tests and load.
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(a) => serve::run(a, cli.config.as_deref()).await,
             Command::Call(a) => call::run(a, cli.config.as_deref()).await,
             Command::Token(a) => token::run(a, cli.config.as_deref()),
+            Command::Kb(a) => kb::run(a, cli.config.as_deref()).await,
             Command::Demo(a) => demo::run(a, cli.config.as_deref()).await,
             Command::Vad(a) => vad::run(a, cli.config.as_deref()).await,
             Command::Models(a) => models::run(a, cli.config.as_deref()).await,

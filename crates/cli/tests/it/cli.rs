@@ -7,7 +7,7 @@ fn run(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in [&["--help"][..], &["serve", "--help"], &["call", "--help"], &["demo", "--help"], &["vad", "--help"], &["models", "--help"], &["models", "fetch", "--help"], &["token", "--help"]] {
+    for sub in [&["--help"][..], &["serve", "--help"], &["call", "--help"], &["demo", "--help"], &["vad", "--help"], &["models", "--help"], &["models", "fetch", "--help"], &["token", "--help"], &["kb", "ingest", "--help"]] {
         let (ok, out, _) = run(sub);
         assert!(ok && out.contains("Usage:"), "{sub:?}: {out}");
     }
@@ -67,5 +67,30 @@ async fn cli_tokens_open_the_api_of_a_server_on_the_same_data_dir() {
     let jwks: serde_json::Value = reqwest::get(format!("http://{}/dev/oidc/certs", s.addr)).await.unwrap().json().await.unwrap();
     assert_eq!(jwks["keys"][0]["alg"], "RS256");
     stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `callfunnel kb ingest` indexes a directory (a second run skips what did not change) and
+/// `kb search` finds the answer; bad input is named.
+#[test]
+fn kb_ingest_and_search_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("cf-kb-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("c.toml");
+    std::fs::write(&conf, format!("[data]\ndir = {:?}\n", dir.join("data"))).unwrap();
+    let c = conf.to_str().unwrap();
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/clinic-kb");
+    let (ok, out, err) = run(&["--config", c, "kb", "ingest", docs, "--agent", "clinic"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("10 documents indexed") && out.contains("0 unchanged"), "{out}");
+    let (ok, out, err) = run(&["--config", c, "kb", "ingest", docs, "--agent", "clinic"]);
+    assert!(ok && out.contains("0 documents indexed") && out.contains("10 unchanged"), "{out}{err}");
+    let (ok, out, err) = run(&["--config", c, "kb", "search", "--kb", "clinic", "where can I park?"]);
+    assert!(ok && out.lines().next().unwrap_or_default().contains("[parking]"), "{out}{err}");
+    let (ok, _, err) = run(&["--config", c, "kb", "ingest", "/nonexistent/docs", "--kb", "x"]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    let (ok, _, err) = run(&["--config", c, "kb", "ingest", docs]);
+    assert!(!ok && err.contains("--kb ID or --agent ID"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
