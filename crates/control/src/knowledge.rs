@@ -102,3 +102,25 @@ impl Knowledge {
         Ok(self.stores.vectors.delete_document(tenant, &collection, doc_id).await?)
     }
 }
+
+/// An agent's knowledge base as its brain sees it during calls.
+pub struct KbSearch {
+    pub vectors: Arc<dyn callfunnel_data::vectors::VectorStore>,
+    pub embedder: Arc<dyn callfunnel_ai::Embedder>,
+    pub tenant: String,
+    pub kb: KnowledgeBase,
+}
+
+#[async_trait::async_trait]
+impl callfunnel_ai::knowledge::KnowledgeSearch for KbSearch {
+    async fn search(&self, query: &str, k: usize) -> callfunnel_ai::Result<Vec<callfunnel_ai::knowledge::Passage>> {
+        let err = |e: callfunnel_data::DataError| callfunnel_ai::AiError::Provider { provider: "knowledge", message: e.to_string() };
+        let q = self.embedder.embed(vec![query.to_string()], EmbedKind::Query).await?.pop().unwrap_or_default();
+        let collection = self.vectors.ensure_collection(&self.kb.embed_model, self.kb.dim as usize).await.map_err(err)?;
+        let hits = self.vectors.search(&self.tenant, &collection, &q, k, Some(&self.kb.id)).await.map_err(err)?;
+        Ok(hits
+            .into_iter()
+            .map(|h| callfunnel_ai::knowledge::Passage { source: h.extra.get("title").and_then(|t| t.as_str()).map_or_else(|| h.doc_id.clone(), str::to_string), text: h.text, score: h.score })
+            .collect())
+    }
+}

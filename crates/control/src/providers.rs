@@ -82,6 +82,8 @@ pub struct ProviderHub {
     tool_http: ToolHttp,
     /// Agents published through the API (their latest version wins over agent files).
     control: Option<Arc<dyn callfunnel_data::control::ControlStore>>,
+    /// Knowledge bases' chunks, searched by the agents whose id names a knowledge base.
+    vectors: Option<Arc<dyn callfunnel_data::vectors::VectorStore>>,
 }
 
 const APOLOGY: &str = "I'm sorry, I'm having trouble right now. Could you say that again?";
@@ -100,6 +102,27 @@ impl ProviderHub {
             tts_chains: Mutex::new(HashMap::new()),
             tool_http: ToolHttp::default(),
             control: None,
+            vectors: None,
+        }
+    }
+
+    /// Agents answer from the knowledge base named like them (if the tenant has one).
+    pub fn with_vectors(mut self, vectors: Arc<dyn callfunnel_data::vectors::VectorStore>) -> Self {
+        self.vectors = Some(vectors);
+        self
+    }
+
+    /// The knowledge base of `agent_id` (the tenant's knowledge base with the same id), as the
+    /// brain searches it; resolved when the agent is loaded.
+    async fn knowledge_for(&self, tenant_id: &str, agent_id: &str) -> Option<Arc<dyn callfunnel_ai::knowledge::KnowledgeSearch>> {
+        let (control, vectors) = (self.control.as_ref()?, self.vectors.as_ref()?);
+        let kb = control.kbs(tenant_id).await.ok()?.into_iter().find(|k| k.id == agent_id)?;
+        match self.embedder(tenant_id, &kb.embed_model, kb.dim as usize).await {
+            Ok(embedder) => Some(Arc::new(crate::knowledge::KbSearch { vectors: vectors.clone(), embedder, tenant: tenant_id.to_string(), kb })),
+            Err(e) => {
+                tracing::warn!(tenant_id, agent_id, error = %e, "knowledge base unusable: the agent answers without it");
+                None
+            }
         }
     }
 
@@ -222,7 +245,11 @@ impl ProviderHub {
         let brain: Arc<dyn Brain> = match file.brain {
             AgentBrain::RuleBook(book) => {
                 let embedder = self.models().await?.embedder;
-                Arc::new(RuleBookBrain::new(*book, Some(embedder)).await?.with_tool_http(self.tool_http.clone()))
+                let mut brain = RuleBookBrain::new(*book, Some(embedder)).await?.with_tool_http(self.tool_http.clone());
+                if let Some(k) = self.knowledge_for(tenant_id, agent_id).await {
+                    brain = brain.with_knowledge(k);
+                }
+                Arc::new(brain)
             }
             AgentBrain::Llm(mut agent) => {
                 let c = &self.config.anthropic;

@@ -21,6 +21,7 @@ pub struct RuleBookBrain {
     book: Arc<RuleBook>,
     matcher: Arc<matcher::Matcher>,
     http: ToolHttp,
+    knowledge: Option<Arc<dyn crate::knowledge::KnowledgeSearch>>,
 }
 
 impl RuleBookBrain {
@@ -37,13 +38,19 @@ impl RuleBookBrain {
             None => None,
         };
         let matcher = matcher::Matcher::new(&book, examples, vectors, embedder);
-        Ok(RuleBookBrain { book: Arc::new(book), matcher: Arc::new(matcher), http: ToolHttp::default() })
+        Ok(RuleBookBrain { book: Arc::new(book), matcher: Arc::new(matcher), http: ToolHttp::default(), knowledge: None })
     }
 
     /// The client (and network policy) the `http` actions run on; without it, the strict
     /// default ([`ToolHttp::default`]: https only, no private networks).
     pub fn with_tool_http(mut self, http: ToolHttp) -> Self {
         self.http = http;
+        self
+    }
+
+    /// The agent's knowledge base, for `knowledge` actions and the knowledge fallback.
+    pub fn with_knowledge(mut self, k: Arc<dyn crate::knowledge::KnowledgeSearch>) -> Self {
+        self.knowledge = Some(k);
         self
     }
 }
@@ -55,7 +62,7 @@ impl Brain for RuleBookBrain {
     }
 
     async fn session(&self, ctx: CallContext) -> Result<Box<dyn BrainSession>> {
-        Ok(Box::new(session::Session::new(self.book.clone(), self.matcher.clone(), ctx, chrono::Local::now().date_naive(), self.http.clone())))
+        Ok(Box::new(session::Session::new(self.book.clone(), self.matcher.clone(), ctx, chrono::Local::now().date_naive(), self.http.clone()).with_knowledge(self.knowledge.clone())))
     }
 }
 

@@ -27,6 +27,10 @@ pub struct RuleBook {
     /// DTMF digit → intent name.
     #[serde(default)]
     pub dtmf: BTreeMap<String, String>,
+    /// When no intent matches, answer from the agent's knowledge base if a passage scores at
+    /// least this (cosine similarity); `None`: never (straight to `fallback`).
+    #[serde(default)]
+    pub knowledge_fallback: Option<f32>,
     #[serde(rename = "intent")]
     pub intents: Vec<Intent>,
 }
@@ -97,6 +101,17 @@ pub enum Action {
     EndCall,
     /// Press keys on the line (e.g. to navigate the other side's IVR).
     SendDtmf { digits: String },
+    /// Answer from the agent's knowledge base: `{knowledge}` in the reply is the best passage's
+    /// answer to what the caller said (the reply defaults to just that); `on_error` when the
+    /// knowledge base has nothing close enough.
+    Knowledge {
+        #[serde(default = "default_min_score")]
+        min_score: f32,
+    },
+}
+
+fn default_min_score() -> f32 {
+    0.35
 }
 
 fn default_max_fallbacks() -> u32 { 2 }
@@ -145,7 +160,8 @@ impl RuleBook {
             let slots: HashSet<&str> = i.slots.iter().map(|s| s.name.as_str()).collect();
             for (field, t) in [("reply", &i.reply), ("confirm", i.confirm.as_ref().unwrap_or(&String::new()))] {
                 for var in template_vars(t) {
-                    if !(slots.contains(var.as_str()) || var.starts_with("http.") || var == "caller") {
+                    let knowledge = var == "knowledge" && matches!(i.action, Some(Action::Knowledge { .. }));
+                    if !(slots.contains(var.as_str()) || var.starts_with("http.") || var == "caller" || knowledge) {
                         return bad(format!("intent `{}` {field}: unknown slot `{{{var}}}`", i.name));
                     }
                 }

@@ -40,6 +40,9 @@ struct Inner {
     active: Option<Active>,
     misses: u32,
     http: ToolHttp,
+    knowledge: Option<Arc<dyn crate::knowledge::KnowledgeSearch>>,
+    /// What the caller said this turn (a knowledge answer looks it up).
+    said: String,
 }
 
 pub struct Session {
@@ -48,8 +51,15 @@ pub struct Session {
 
 impl Session {
     pub fn new(book: Arc<RuleBook>, matcher: Arc<Matcher>, ctx: CallContext, today: NaiveDate, http: ToolHttp) -> Self {
-        let inner = Inner { book, matcher, ctx, today, active: None, misses: 0, http };
+        let inner = Inner { book, matcher, ctx, today, active: None, misses: 0, http, knowledge: None, said: String::new() };
         Session { inner: Arc::new(Mutex::new(inner)) }
+    }
+
+    pub fn with_knowledge(self, k: Option<Arc<dyn crate::knowledge::KnowledgeSearch>>) -> Self {
+        if let Ok(mut i) = self.inner.try_lock() {
+            i.knowledge = k;
+        }
+        self
     }
 }
 
@@ -112,7 +122,7 @@ impl Inner {
                 Some((a, w)) => self.ask(&a, w, out).await,
                 None => out.say(&self.book.silence.clone()).await,
             },
-            TurnInput::Dtmf(d) => match self.book.dtmf.get(&d).and_then(|n| self.book.intent(n)) {
+            TurnInput::Dtmf(d) => match { self.said.clear(); self.book.dtmf.get(&d).and_then(|n| self.book.intent(n)) } {
                 Some(i) => self.start(i, 1.0, "", out).await?,
                 None => self.miss(out).await,
             },
@@ -122,6 +132,7 @@ impl Inner {
     }
 
     async fn user(&mut self, text: &str, interrupted: bool, out: &mut Out) -> Result<()> {
+        self.said = text.to_string();
         let best = self.matcher.best(text).await?;
         let threshold = self.book.match_threshold;
         let Some(mut a) = self.active.clone().filter(|a| a.awaiting.is_some()) else {
@@ -256,12 +267,46 @@ impl Inner {
                 out.say(&self.render(&intent.reply, &vars)).await;
                 out.send(BrainEvent::Action(CallAction::EndCall { reason: intent.name.clone() })).await;
             }
+            Some(Action::Knowledge { min_score }) => match self.look_up(*min_score, out).await {
+                Some(answer) => {
+                    vars.insert("knowledge".into(), answer.clone());
+                    let reply = if intent.reply.trim().is_empty() { answer } else { self.render(&intent.reply, &vars) };
+                    out.say(&reply).await;
+                }
+                None => out.say(&intent.on_error).await,
+            },
             None => out.say(&self.render(&intent.reply, &vars)).await,
         }
         Ok(())
     }
 
+    /// The knowledge base's answer to what the caller said, if a passage is close enough.
+    async fn look_up(&self, min_score: f32, out: &mut Out) -> Option<String> {
+        let k = self.knowledge.as_ref()?;
+        if self.said.trim().is_empty() {
+            return None;
+        }
+        match k.search(&self.said, 3).await {
+            Ok(hits) => {
+                let best = hits.into_iter().next().filter(|h| h.score >= min_score)?;
+                out.send(BrainEvent::ToolCalled { name: "knowledge".into(), ok: true, detail: format!("{} ({:.2})", best.source, best.score) }).await;
+                Some(crate::knowledge::spoken_answer(&self.said, &best.text))
+            }
+            Err(e) => {
+                out.send(BrainEvent::ToolCalled { name: "knowledge".into(), ok: false, detail: e.to_string() }).await;
+                None
+            }
+        }
+    }
+
     async fn miss(&mut self, out: &mut Out) {
+        if let Some(min) = self.book.knowledge_fallback
+            && let Some(answer) = self.look_up(min, out).await
+        {
+            self.misses = 0;
+            out.say(&answer).await;
+            return;
+        }
         self.misses += 1;
         if self.misses >= self.book.max_fallbacks && self.book.escalate.is_some() {
             self.escalate(out).await;

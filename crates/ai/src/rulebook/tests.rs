@@ -235,3 +235,50 @@ async fn http_action_success_detail_has_no_query() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A knowledge base that knows insurance and nothing else.
+struct Faq;
+
+#[async_trait]
+impl crate::knowledge::KnowledgeSearch for Faq {
+    async fn search(&self, query: &str, _k: usize) -> crate::Result<Vec<crate::knowledge::Passage>> {
+        let q = query.to_lowercase();
+        let score = if q.contains("medicaid") || q.contains("insurance") { 0.8 } else { 0.1 };
+        Ok(vec![crate::knowledge::Passage { text: "Insurance and payment\nWe accept most major insurance plans, including Medicare and Medicaid. Please bring your insurance card and a photo ID to every visit.".into(), source: "Insurance".into(), score }])
+    }
+}
+
+#[tokio::test]
+async fn the_knowledge_base_answers_what_no_intent_covers() {
+    let book = CLINIC.replace("max_fallbacks = 2", "max_fallbacks = 2\nknowledge_fallback = 0.5");
+    let brain = RuleBookBrain::new(RuleBook::from_toml_str(&book).unwrap(), None).await.unwrap().with_knowledge(Arc::new(Faq));
+    let mut call = Call { s: session::Session::new(brain.book.clone(), brain.matcher.clone(), Default::default(), today(), brain.http.clone()).with_knowledge(brain.knowledge.clone()), history: Vec::new() };
+    let (said, ev) = call.turn(TurnInput::UserSaid("Do you take Medicaid?".into())).await;
+    assert!(said.contains("including Medicare and Medicaid"), "{said}");
+    assert!(!said.contains("Insurance and payment"), "the heading is not read out: {said}");
+    assert!(ev.iter().any(|e| matches!(e, BrainEvent::ToolCalled { name, ok: true, .. } if name == "knowledge")), "{ev:?}");
+    // nothing close enough: the usual fallback
+    let (said, _) = call.turn(TurnInput::UserSaid("Do you sell ice cream?".into())).await;
+    assert!(said.starts_with("Sorry"), "{said}");
+}
+
+#[tokio::test]
+async fn an_intent_can_answer_from_the_knowledge_base() {
+    let extra = "\n[[intent]]\nname = \"coverage\"\nexamples = [\"do you take my insurance\", \"do you accept medicaid\"]\nreply = \"Sure. {knowledge}\"\non_error = \"Let me check that for you.\"\n[intent.action]\nkind = \"knowledge\"\n";
+    let book = format!("{CLINIC}{extra}");
+    let brain = RuleBookBrain::new(RuleBook::from_toml_str(&book).unwrap(), None).await.unwrap().with_knowledge(Arc::new(Faq));
+    let mut call = Call { s: session::Session::new(brain.book.clone(), brain.matcher.clone(), Default::default(), today(), brain.http.clone()).with_knowledge(brain.knowledge.clone()), history: Vec::new() };
+    let (said, _) = call.turn(TurnInput::UserSaid("do you accept medicaid".into())).await;
+    assert!(said.starts_with("Sure. We accept most major insurance plans"), "{said}");
+    // without a knowledge base the intent says its on_error line
+    let bare = RuleBookBrain::new(RuleBook::from_toml_str(&book).unwrap(), None).await.unwrap();
+    let mut call = Call { s: session::Session::new(bare.book.clone(), bare.matcher.clone(), Default::default(), today(), bare.http.clone()).with_knowledge(bare.knowledge.clone()), history: Vec::new() };
+    assert_eq!(call.turn(TurnInput::UserSaid("do you accept medicaid".into())).await.0.trim(), "Let me check that for you.");
+}
+
+#[test]
+fn spoken_answers_pick_the_sentence_that_answers() {
+    let p = "Vaccinations\nWe offer flu shots every autumn. Flu shots are walk-in on Tuesday and Thursday mornings, no appointment needed. Travel vaccines need a consultation six weeks before you leave.";
+    assert!(crate::knowledge::spoken_answer("when can I get a flu shot", p).contains("walk-in on Tuesday and Thursday mornings"));
+    assert!(crate::knowledge::spoken_answer("travel vaccines?", p).starts_with("Travel vaccines need"));
+}

@@ -51,7 +51,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>, carriers: CarrierAuth, stores: Stores) -> anyhow::Result<AppState> {
         let store = stores.timeline.clone();
-        let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.models.whisper_threads, config.agents.dir.clone(), config.providers.clone(), secrets).with_tools(&config.tools)?.with_control(stores.control.clone()));
+        let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.models.whisper_threads, config.agents.dir.clone(), config.providers.clone(), secrets).with_tools(&config.tools)?.with_control(stores.control.clone()).with_vectors(stores.vectors.clone()));
         let registry = Arc::new(CallRegistry::default());
         let auth = Arc::new(crate::auth::Auth::open(&config, stores.control.clone())?);
         let sender: Arc<dyn crate::webhooks::Sender> = Arc::new(crate::tool_net::webhook_sender(&config)?);
