@@ -1,8 +1,10 @@
-//! The deterministic rule-book brain: a TOML file per agent defines a greeting, intents (with
-//! example phrases, keywords, slots, templated replies and actions) and fallbacks. Intents are
-//! matched by embedding similarity (MiniLM) combined with a lexical score, so it also works
-//! without an embedder. The same input always gives the same reply.
+//! The deterministic rule-book brain: a TOML (or YAML) file per agent defines a greeting,
+//! intents (with example phrases, keywords, slots, templated replies and actions) and
+//! fallbacks. Intents are matched by embedding similarity (MiniLM) combined with a lexical
+//! score, so it also works without an embedder. The same input always gives the same reply.
+//! [`lint`] checks a rule-book before it takes calls.
 
+pub mod lint;
 mod matcher;
 mod schema;
 mod session;
@@ -12,7 +14,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use schema::{Action, Intent, RuleBook, Slot, SlotKind};
+pub use lint::{Lint, LintOptions, Severity, lint, lint_text};
+pub use schema::{Action, BookFormat, Intent, RuleBook, Slot, SlotKind, SyntaxError};
 
 use crate::net_guard::ToolHttp;
 use crate::{Brain, BrainSession, CallContext, EmbedKind, Embedder, Result};

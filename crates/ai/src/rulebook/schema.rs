@@ -1,5 +1,5 @@
-//! The rule-book format (TOML) and its validation. See `agents/clinic.toml` for an example and
-//! `agents/rulebook.schema.json` for the JSON Schema.
+//! The rule-book format (TOML or YAML, the same fields) and its validation. See
+//! `agents/clinic.toml` for an example and `agents/rulebook.schema.json` for the JSON Schema.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -25,7 +25,7 @@ pub struct RuleBook {
     #[serde(default = "default_threshold")]
     pub match_threshold: f32,
     /// DTMF digit → intent name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dtmf_keys")]
     pub dtmf: BTreeMap<String, String>,
     /// When no intent matches, answer from the agent's knowledge base if a passage scores at
     /// least this (cosine similarity); `None`: never (straight to `fallback`).
@@ -110,6 +110,18 @@ pub enum Action {
     },
 }
 
+/// DTMF keys are strings; YAML reads an unquoted `1:` as a number, which is taken as its digits.
+fn dtmf_keys<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+    #[serde(untagged)]
+    enum Key {
+        Text(String),
+        Number(u64),
+    }
+    let map = BTreeMap::<Key, String>::deserialize(d)?;
+    Ok(map.into_iter().map(|(k, v)| (match k { Key::Text(s) => s, Key::Number(n) => n.to_string() }, v)).collect())
+}
+
 fn default_min_score() -> f32 {
     0.35
 }
@@ -122,16 +134,93 @@ fn default_on_error() -> String { "Sorry, I couldn't do that right now. Let me p
 fn default_method() -> String { "POST".into() }
 fn default_timeout() -> u64 { 3000 }
 
+/// The text format of a rule-book file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookFormat {
+    Toml,
+    Yaml,
+}
+
+impl BookFormat {
+    /// By extension: `.toml`, `.yaml` or `.yml`.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("toml") => Ok(BookFormat::Toml),
+            Some("yaml" | "yml") => Ok(BookFormat::Yaml),
+            _ => Err(AiError::Config(format!("{}: a rule-book file ends in .toml, .yaml or .yml", path.display()))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BookFormat::Toml => "toml",
+            BookFormat::Yaml => "yaml",
+        }
+    }
+}
+
+/// A rule-book text that does not load (bad syntax, unknown or missing fields, wrong types):
+/// where (1-based, when the parser knows) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", at.map(|(l, c)| format!("line {l}, column {c}: ")).unwrap_or_default())]
+pub struct SyntaxError {
+    pub at: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl SyntaxError {
+    fn toml(text: &str, e: toml::de::Error) -> Self {
+        let at = e.span().map(|s| line_col(text, s.start));
+        SyntaxError { at, message: e.message().trim().to_string() }
+    }
+
+    fn yaml(e: serde_yaml_ng::Error) -> Self {
+        let at = e.location().map(|l| (l.line(), l.column()));
+        let mut message = e.to_string();
+        if let Some((l, c)) = at {
+            message = message.replace(&format!(" at line {l} column {c}"), "");
+        }
+        SyntaxError { at, message }
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, col)
+}
+
 impl RuleBook {
+    /// Loads and validates a rule-book file, TOML or YAML by its extension.
     pub fn from_file(path: &Path) -> Result<Self> {
+        let format = BookFormat::from_path(path)?;
         let text = std::fs::read_to_string(path).map_err(|e| AiError::Config(format!("cannot read rule-book {}: {e}", path.display())))?;
-        Self::from_toml_str(&text).map_err(|e| AiError::Config(format!("{}: {e}", path.display())))
+        Self::from_str_as(&text, format).map_err(|e| AiError::Config(format!("{}: {e}", path.display())))
     }
 
     pub fn from_toml_str(s: &str) -> Result<Self> {
-        let book: RuleBook = toml::from_str(s).map_err(|e| AiError::Config(format!("invalid rule-book: {e}")))?;
+        Self::from_str_as(s, BookFormat::Toml)
+    }
+
+    pub fn from_yaml_str(s: &str) -> Result<Self> {
+        Self::from_str_as(s, BookFormat::Yaml)
+    }
+
+    /// Parses and validates.
+    pub fn from_str_as(s: &str, format: BookFormat) -> Result<Self> {
+        let book = Self::parse(s, format).map_err(|e| AiError::Config(format!("invalid rule-book: {e}")))?;
         book.validate()?;
         Ok(book)
+    }
+
+    /// Parses without validating (see [`RuleBook::problems`]).
+    pub fn parse(s: &str, format: BookFormat) -> std::result::Result<Self, SyntaxError> {
+        match format {
+            BookFormat::Toml => toml::from_str(s).map_err(|e| SyntaxError::toml(s, e)),
+            BookFormat::Yaml => serde_yaml_ng::from_str(s).map_err(SyntaxError::yaml),
+        }
     }
 
     pub fn intent(&self, name: &str) -> Option<usize> {
@@ -139,48 +228,59 @@ impl RuleBook {
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(AiError::Config(m));
+        let problems = self.problems();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(AiError::Config(problems.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ")))
+    }
+
+    /// Everything that makes this rule-book unusable, as (where, what): what loading rejects.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut bad = |at: String, m: String| out.push((at, m));
         if self.intents.is_empty() {
-            return bad("a rule-book needs at least one [[intent]]".into());
+            bad("intent".into(), "a rule-book needs at least one [[intent]]".into());
         }
         if self.fallback.is_empty() {
-            return bad("`fallback` needs at least one line".into());
+            bad("fallback".into(), "`fallback` needs at least one line".into());
         }
         if !(0.0..=1.0).contains(&self.match_threshold) {
-            return bad(format!("match_threshold {} is not in 0..1", self.match_threshold));
+            bad("match_threshold".into(), format!("match_threshold {} is not in 0..1", self.match_threshold));
         }
         let mut names = HashSet::new();
         for i in &self.intents {
+            let at = |f: &str| format!("intent.{}.{f}", i.name);
             if !names.insert(i.name.as_str()) {
-                return bad(format!("intent `{}` is defined twice", i.name));
+                bad(at("name"), format!("intent `{}` is defined twice", i.name));
             }
             if i.examples.is_empty() {
-                return bad(format!("intent `{}` has no examples", i.name));
+                bad(at("examples"), format!("intent `{}` has no examples", i.name));
             }
             let slots: HashSet<&str> = i.slots.iter().map(|s| s.name.as_str()).collect();
             for (field, t) in [("reply", &i.reply), ("confirm", i.confirm.as_ref().unwrap_or(&String::new()))] {
                 for var in template_vars(t) {
                     let knowledge = var == "knowledge" && matches!(i.action, Some(Action::Knowledge { .. }));
-                    if !(slots.contains(var.as_str()) || var.starts_with("http.") || var == "caller" || knowledge) {
-                        return bad(format!("intent `{}` {field}: unknown slot `{{{var}}}`", i.name));
+                    if !(slots.contains(var.as_str()) || var.starts_with("http.") || var.starts_with("env.") || var == "caller" || var == "call_id" || knowledge) {
+                        bad(at(field), format!("intent `{}` {field}: unknown slot `{{{var}}}`", i.name));
                     }
                 }
             }
             if let Some(Action::Http { url, method, .. }) = &i.action {
                 if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://") || url.starts_with("{env.")) {
-                    return bad(format!("intent `{}`: url `{url}` must be http(s):// or {{env.NAME}}", i.name));
+                    bad(at("action.url"), format!("intent `{}`: url `{url}` must be http(s):// or {{env.NAME}}", i.name));
                 }
                 if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
-                    return bad(format!("intent `{}`: unsupported method `{method}`", i.name));
+                    bad(at("action.method"), format!("intent `{}`: unsupported method `{method}`", i.name));
                 }
             }
         }
         for (digit, intent) in &self.dtmf {
             if self.intent(intent).is_none() {
-                return bad(format!("dtmf `{digit}` names unknown intent `{intent}`"));
+                bad(format!("dtmf.{digit}"), format!("dtmf `{digit}` names unknown intent `{intent}`"));
             }
         }
-        Ok(())
+        out
     }
 }
 
@@ -226,6 +326,49 @@ mod tests {
         assert!(e(&format!("{MIN}[dtmf]\n0 = \"human\"\n")).contains("unknown intent `human`"));
         assert!(e(&MIN.replace("greeting", "greting")).contains("greting"));
         assert!(e(&format!("{MIN}[intent.action]\nkind = \"http\"\nurl = \"ftp://x\"\n")).contains("must be http"));
+    }
+
+    #[test]
+    fn yaml_books_are_the_same_format() {
+        let yaml = "name: x\ngreeting: hi\nfallback: [\"what?\"]\ndtmf:\n  1: a\n  \"*\": a\nintent:\n  - name: a\n    examples: [hello]\n    reply: ok\n    action: {kind: transfer, to: \"+15550100\"}\n";
+        let b = RuleBook::from_yaml_str(yaml).unwrap();
+        assert_eq!(b.dtmf.get("1").map(String::as_str), Some("a"));
+        assert!(b.dtmf.contains_key("*"));
+        assert!(matches!(&b.intents[0].action, Some(Action::Transfer { to, .. }) if to == "+15550100"));
+        let e = RuleBook::parse("name: x\ngreting: hi\n", BookFormat::Yaml).unwrap_err();
+        assert!(e.message.contains("greting") && e.at.is_some_and(|(l, _)| l == 2), "{e:?}");
+        let e = RuleBook::parse("name: [x\n  y: {\n", BookFormat::Yaml).unwrap_err();
+        assert!(e.at.is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line_and_column() {
+        let e = RuleBook::parse("name = \"x\"\ngreeting = \"hi\"\nfallback = [\"a\",\n[[intent]]\n", BookFormat::Toml).unwrap_err();
+        assert!(e.at.is_some_and(|(l, _)| l >= 3), "{e:?}");
+        let e = RuleBook::parse(&MIN.replace("greeting", "greting"), BookFormat::Toml).unwrap_err();
+        assert_eq!(e.at, Some((2, 1)), "{e:?}");
+        assert!(e.to_string().starts_with("line 2, column 1: ") && e.message.contains("greting"), "{e}");
+        assert_eq!(line_col("ab\ncdé\nx", 7), (2, 4));
+    }
+
+    #[test]
+    fn files_pick_the_format_by_extension() {
+        let dir = std::env::temp_dir().join(format!("cf-rulebook-ext-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.toml"), MIN).unwrap();
+        std::fs::write(dir.join("a.yml"), "name: x\ngreeting: hi\nfallback: [what?]\nintent: [{name: a, examples: [hello], reply: ok}]\n").unwrap();
+        std::fs::write(dir.join("a.json"), "{}").unwrap();
+        assert_eq!(RuleBook::from_file(&dir.join("a.toml")).unwrap().name, "x");
+        assert_eq!(RuleBook::from_file(&dir.join("a.yml")).unwrap().intents[0].reply, "ok");
+        assert!(RuleBook::from_file(&dir.join("a.json")).unwrap_err().to_string().contains(".toml, .yaml or .yml"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn problems_are_all_listed_with_their_place() {
+        let b = RuleBook::parse(&format!("{MIN}[dtmf]\n0 = \"human\"\n").replace("reply = \"ok\"", "reply = \"ok {when} {call_id} {env.X}\""), BookFormat::Toml).unwrap();
+        let p = b.problems();
+        assert_eq!(p.iter().map(|(at, _)| at.as_str()).collect::<Vec<_>>(), ["intent.a.reply", "dtmf.0"], "{p:?}");
     }
 
     #[test]
