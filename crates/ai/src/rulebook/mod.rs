@@ -2,8 +2,9 @@
 //! intents (with example phrases, keywords, slots, templated replies and actions) and
 //! fallbacks. Intents are matched by embedding similarity (MiniLM) combined with a lexical
 //! score, so it also works without an embedder. The same input always gives the same reply.
-//! [`lint`] checks a rule-book before it takes calls.
+//! [`lint`] checks a rule-book before it takes calls; [`author`] drafts one with Claude.
 
+pub mod author;
 pub mod lint;
 mod matcher;
 mod schema;

@@ -282,3 +282,28 @@ fn spoken_answers_pick_the_sentence_that_answers() {
     assert!(crate::knowledge::spoken_answer("when can I get a flu shot", p).contains("walk-in on Tuesday and Thursday mornings"));
     assert!(crate::knowledge::spoken_answer("travel vaccines?", p).starts_with("Travel vaccines need"));
 }
+
+/// `agents/rulebook.schema.json` describes what loads: the clinic agent (in TOML and as YAML)
+/// is valid, and what loading rejects the schema rejects too.
+#[test]
+fn the_json_schema_describes_the_format() {
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../../../../agents/rulebook.schema.json")).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors = |doc: &serde_json::Value| v.iter_errors(doc).map(|e| format!("{e} at {}", e.instance_path())).collect::<Vec<_>>();
+    let clinic: serde_json::Value = toml::from_str(CLINIC).unwrap();
+    assert_eq!(errors(&clinic), Vec::<String>::new());
+    let yaml: serde_json::Value = serde_yaml_ng::from_str(&author::convert(CLINIC, BookFormat::Toml, BookFormat::Yaml).unwrap()).unwrap();
+    assert_eq!(errors(&yaml), Vec::<String>::new());
+    for bad in [
+        CLINIC.replace("greeting =", "greting ="),
+        CLINIC.replace("kind = \"date\"", "kind = \"day\""),
+        CLINIC.replace("kind = \"end_call\"", "kind = \"hang_up\""),
+        CLINIC.replace("match_threshold = 0.55", "match_threshold = 1.5"),
+        CLINIC.replace("to = \"+15550123000\"\nsay", "to = \"reception\"\nsay"),
+    ] {
+        let doc: serde_json::Value = toml::from_str(&bad).unwrap();
+        assert!(!errors(&doc).is_empty(), "the schema accepts what it should not:\n{bad}");
+        let loaded = RuleBook::from_toml_str(&bad).map(|b| lint::lint(&b, &Default::default()));
+        assert!(loaded.as_ref().map_or(true, |l| lint::has_errors(l)), "loading or lint accepts it");
+    }
+}
