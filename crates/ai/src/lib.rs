@@ -11,6 +11,7 @@ pub mod traits;
 pub mod text;
 pub mod local;
 pub mod rulebook;
+pub mod analysis;
 pub mod cloud;
 pub mod net_guard;
 

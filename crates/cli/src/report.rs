@@ -35,6 +35,8 @@ pub struct DemoReport {
     pub barge_in: Option<BargeIn>,
     pub recording: Option<String>,
     pub ended: Value,
+    /// The post-call analysis (summary, extraction, success), when it finished in time.
+    pub analysis: Option<Value>,
     /// The server's whole timeline of the call.
     pub timeline: Vec<TimelineEvent>,
 }
@@ -87,7 +89,8 @@ pub fn build(call_id: &str, lines: &[LineReport], events: &[TimelineEvent], reco
         full_text: e.data["full_text"].as_str().unwrap_or_default().to_string(),
     });
     let ended = events.iter().rev().find(|e| e.kind == "call_ended").map(|e| e.data.clone()).unwrap_or(Value::Null);
-    DemoReport { call_id: call_id.to_string(), greeting, turns, barge_in, recording, ended, timeline: events.to_vec() }
+    let analysis = events.iter().rev().find(|e| e.kind == "call_analyzed" || e.kind == "call_analysis_failed").map(|e| e.data.clone());
+    DemoReport { call_id: call_id.to_string(), greeting, turns, barge_in, recording, ended, analysis, timeline: events.to_vec() }
 }
 
 fn f(v: &Value, k: &str) -> String {
@@ -117,6 +120,17 @@ pub fn print_demo(r: &DemoReport) {
         println!("\nrecording (left: caller, right: agent): {p}");
     }
     println!("call ended: {}", r.ended);
+    if let Some(a) = &r.analysis {
+        println!("\npost-call analysis ({})", a["analyzer"].as_str().unwrap_or("failed"));
+        match a["error"].as_str() {
+            Some(e) => println!("  failed : {e}"),
+            None => {
+                println!("  summary: {}", a["summary"].as_str().unwrap_or_default());
+                println!("  success: {} ({})", a["success"], a["success_reason"].as_str().unwrap_or_default());
+                println!("  extract: {}", a["extraction"]);
+            }
+        }
+    }
 }
 
 pub fn print_call(r: &CallerReport, timeline: Option<&[TimelineEvent]>) {

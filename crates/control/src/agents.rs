@@ -1,10 +1,12 @@
 //! Agent files: `AGENTS_DIR/AGENT_ID.toml` holds either a rule-book (offline brain) or an LLM
 //! agent (`system_prompt`, tools, model), plus an optional `[profile]` table: voice, language
-//! and provider chains for this agent.
+//! and provider chains for this agent, and an optional `[analysis]` table: what post-call
+//! analysis extracts and how success is judged.
 
 use std::path::Path;
 
 use callfunnel_ai::cloud::anthropic::LlmAgent;
+use callfunnel_ai::analysis::AnalysisSpec;
 use callfunnel_ai::rulebook::RuleBook;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +31,7 @@ pub enum AgentBrain {
 pub struct AgentFile {
     pub profile: AgentProfile,
     pub brain: AgentBrain,
+    pub analysis: AnalysisSpec,
 }
 
 impl AgentFile {
@@ -43,12 +46,17 @@ impl AgentFile {
             Some(v) => AgentProfile::deserialize(v).map_err(|e| anyhow::anyhow!("[profile]: {e}"))?,
             None => AgentProfile::default(),
         };
+        let analysis = match table.remove("analysis") {
+            Some(v) => AnalysisSpec::deserialize(v).map_err(|e| anyhow::anyhow!("[analysis]: {e}"))?,
+            None => AnalysisSpec::default(),
+        };
+        analysis.validate().map_err(|e| anyhow::anyhow!(e))?;
         let brain = if table.contains_key("system_prompt") {
             AgentBrain::Llm(Box::new(LlmAgent::deserialize(toml::Value::Table(table)).map_err(|e| anyhow::anyhow!("LLM agent: {e}"))?))
         } else {
             AgentBrain::RuleBook(Box::new(RuleBook::from_toml_str(&toml::to_string(&table)?)?))
         };
-        Ok(AgentFile { profile, brain })
+        Ok(AgentFile { profile, brain, analysis })
     }
 
     /// An agent version published through the API: a rule-book (`body` is its TOML) or a
@@ -69,6 +77,11 @@ impl AgentFile {
                 Self::parse(&toml::to_string(&agent).map_err(|e| anyhow::anyhow!("prompt agent: {e}"))?)?
             }
         };
+        if v.analysis.as_object().is_some_and(|o| !o.is_empty()) {
+            let spec = AnalysisSpec::deserialize(&v.analysis).map_err(|e| anyhow::anyhow!("analysis: {e}"))?;
+            spec.validate().map_err(|e| anyhow::anyhow!(e))?;
+            file.analysis = spec;
+        }
         let p = &mut file.profile;
         if !v.voice.is_empty() {
             p.voice = Some(v.voice.clone());
@@ -106,13 +119,16 @@ mod tests {
     #[test]
     fn published_versions_become_agents() {
         use callfunnel_data::control::{AgentKind, AgentVersionSpec};
-        let v = AgentVersionSpec { kind: AgentKind::Prompt, body: "You book appointments.".into(), voice: "sonic-en".into(), language: "hi-IN".into(), providers: serde_json::json!({"stt": ["sarvam"], "model": "claude-haiku-4-5"}), tools: serde_json::json!([{"kind": "end_call"}]) };
+        let v = AgentVersionSpec { kind: AgentKind::Prompt, body: "You book appointments.".into(), voice: "sonic-en".into(), language: "hi-IN".into(), providers: serde_json::json!({"stt": ["sarvam"], "model": "claude-haiku-4-5"}), tools: serde_json::json!([{"kind": "end_call"}]), analysis: serde_json::json!({"provider": "local", "success": "booked"}) };
         let a = AgentFile::from_version(&v).unwrap();
         assert_eq!((a.profile.voice.as_deref(), a.profile.language.as_deref(), a.profile.stt.clone()), (Some("sonic-en"), Some("hi-IN"), Some(vec!["sarvam".to_string()])));
         let AgentBrain::Llm(l) = a.brain else { panic!("not an LLM agent") };
         assert_eq!((l.system_prompt.as_str(), l.tools.len()), ("You book appointments.", 1));
-        let r = AgentVersionSpec { kind: AgentKind::Rulebook, body: include_str!("../../../agents/clinic.toml").into(), voice: String::new(), language: String::new(), providers: serde_json::json!({}), tools: serde_json::json!([]) };
+        assert_eq!((a.analysis.provider.as_deref(), a.analysis.success.as_deref()), (Some("local"), Some("booked")));
+        let r = AgentVersionSpec { kind: AgentKind::Rulebook, body: include_str!("../../../agents/clinic.toml").into(), voice: String::new(), language: String::new(), providers: serde_json::json!({}), tools: serde_json::json!([]), analysis: serde_json::json!({}) };
         assert!(matches!(AgentFile::from_version(&r).unwrap().brain, AgentBrain::RuleBook(_)));
+        let bad_analysis = AgentVersionSpec { analysis: serde_json::json!({"schema": {"type": "object", "properties": {"x": {"type": 5}}}}), ..r.clone() };
+        assert!(AgentFile::from_version(&bad_analysis).err().unwrap().to_string().contains("analysis"));
         let bad = AgentVersionSpec { kind: AgentKind::Rulebook, body: "greeting = 3".into(), ..r };
         assert!(AgentFile::from_version(&bad).is_err());
     }

@@ -171,6 +171,8 @@ pub struct Calls {
     pub registry: Arc<CallRegistry>,
     pub numbers: NumberTable,
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Post-call analysis, queued when a call that ran ends.
+    pub post_call: Arc<crate::analysis::PostCall>,
     pub shutdown: CancellationToken,
 }
 
@@ -331,6 +333,7 @@ impl CallHandler for Calls {
         let hook = serde_json::json!({"call_id": call_id, "agent_id": ctx.agent_id, "direction": plan.direction, "carrier": start.carrier, "from": plan.from, "to": plan.to});
         self.webhooks.emit_later(&ctx.tenant_id, "call.started", hook.clone());
         let started_ms = unix_ms();
+        let mut ran = false;
         let end = match self.hub.for_call(&ctx.tenant_id, &ctx.agent_id, &agents.voice, &agents.language).await {
             Ok(cp) => {
                 let context = CallContext { language: cp.language.clone(), ..ctx.clone() };
@@ -358,6 +361,7 @@ impl CallHandler for Calls {
                     recording: recording.as_ref().map(|r| r.path.clone()),
                     screening,
                 };
+                ran = true;
                 let (end, usage) = engine::run_call_metered(setup, cp.providers, io, cmd_rx, self.store.clone(), self.shutdown.clone()).await;
                 self.data.bill(&ctx.tenant_id, &call_id, &usage);
                 if let Some(ended) = recording.and_then(|r| r.ended) {
@@ -376,6 +380,9 @@ impl CallHandler for Calls {
         hook["end"] = serde_json::to_value(&end).unwrap_or_default();
         hook["duration_ms"] = serde_json::json!(unix_ms().saturating_sub(started_ms));
         self.webhooks.emit_later(&ctx.tenant_id, "call.ended", hook);
+        if ran {
+            self.post_call.enqueue(&ctx.tenant_id, &call_id, &ctx.agent_id).await;
+        }
         self.registry.finish(&call_id, end.clone());
         end
     }

@@ -1,6 +1,7 @@
 //! Control plane: configuration, provider wiring, the HTTP/WebSocket server and its API.
 
 pub mod admission;
+pub mod analysis;
 pub mod agents;
 pub mod api;
 pub mod auth;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use callfunnel_ai::local::{minilm::MiniLm, ort_env, piper::PiperTts, silero::SileroVadFactory, smart_turn::SmartTurn, whisper::WhisperStt};
 use callfunnel_ai::models::ModelPaths;
+use callfunnel_ai::analysis::{AnalysisSpec, CallAnalyzer, ClaudeAnalyzer, LocalAnalyzer};
 use callfunnel_ai::cloud::anthropic::{AnthropicClient, ClaudeBrain};
 use callfunnel_ai::cloud::cartesia::{CartesiaConfig, CartesiaTts};
 use callfunnel_ai::cloud::deepgram::{DeepgramConfig, DeepgramStt};
@@ -63,6 +64,9 @@ pub struct CallProviders {
 struct LoadedAgent {
     profile: AgentProfile,
     brain: Arc<dyn Brain>,
+    analysis: AnalysisSpec,
+    /// An LLM agent (its calls are analyzed by Claude unless `[analysis] provider` says not).
+    llm: bool,
 }
 
 /// Provider registry for the server: the shared local models, one brain per agent, and cloud
@@ -242,6 +246,7 @@ impl ProviderHub {
                 AgentFile::load(&path)?
             }
         };
+        let llm = matches!(file.brain, AgentBrain::Llm(_));
         let brain: Arc<dyn Brain> = match file.brain {
             AgentBrain::RuleBook(book) => {
                 let embedder = self.models().await?.embedder;
@@ -263,7 +268,7 @@ impl ProviderHub {
                 Arc::new(BrainChain::new(vec![Arc::new(ClaudeBrain::new(client, *agent).with_tool_http(self.tool_http.clone())), Arc::new(ApologyBrain(APOLOGY.into()))]))
             }
         };
-        let loaded = Arc::new(LoadedAgent { profile: file.profile, brain });
+        let loaded = Arc::new(LoadedAgent { profile: file.profile, brain, analysis: file.analysis, llm });
         agents.insert(key, loaded.clone());
         Ok(loaded)
     }
@@ -272,6 +277,27 @@ impl ProviderHub {
         let c = &self.config;
         Ok(match name {
             "local" => local.stt.clone(),
+    /// The post-call analyzer of an agent and what it should extract: Claude (the tenant's
+    /// key, an offline client) for LLM agents or `[analysis] provider = "anthropic"`, else the
+    /// local one. `None` when the agent turned analysis off.
+    pub async fn analyzer(&self, tenant_id: &str, agent_id: &str) -> anyhow::Result<Option<(Arc<dyn CallAnalyzer>, AnalysisSpec)>> {
+        let agent = self.agent(tenant_id, agent_id).await?;
+        let spec = agent.analysis.clone();
+        if !spec.enabled {
+            return Ok(None);
+        }
+        let provider = spec.provider.clone().unwrap_or_else(|| if agent.llm { "anthropic".into() } else { "local".into() });
+        let analyzer: Arc<dyn CallAnalyzer> = match provider.as_str() {
+            "anthropic" => {
+                let c = &self.config.anthropic;
+                let model = spec.model.clone().or_else(|| c.model.clone()).unwrap_or_else(|| callfunnel_ai::cloud::anthropic::brain::DEFAULT_MODEL.to_string());
+                Arc::new(ClaudeAnalyzer::new(AnthropicClient::offline(self.endpoint(tenant_id, "anthropic", &c.url).await?), model))
+            }
+            _ => Arc::new(LocalAnalyzer),
+        };
+        Ok(Some((analyzer, spec)))
+    }
+
             "deepgram" => Arc::new(DeepgramStt::new(self.endpoint(tenant_id, name, &c.deepgram.url).await?, DeepgramConfig { model: c.deepgram.model.clone(), ..Default::default() })),
             "sarvam" => Arc::new(SarvamStt::new(self.endpoint(tenant_id, name, &c.sarvam.url).await?, SarvamSttConfig { model: c.sarvam.stt_model.clone(), mode: c.sarvam.stt_mode.clone(), ..Default::default() })),
             other => anyhow::bail!("unknown speech-to-text provider `{other}`"),

@@ -24,6 +24,9 @@ pub struct Stores {
     pub timeline: Arc<dyn TimelineStore>,
     pub buffer: Arc<BufferedTimeline>,
     pub hot: Arc<dyn HotState>,
+    /// The post-call work queue (analysis): the hot state's fair job queue under its own keys
+    /// (`{prefix.analysis}` in Redis), apart from the outbound-dial queue.
+    pub work: Arc<dyn HotState>,
     pub recordings: Arc<dyn RecordingStore>,
     /// Embedded mode: the recordings directory, where a call's tap writes directly.
     pub local_recordings: Option<Arc<LocalRecordings>>,
@@ -124,15 +127,16 @@ impl Stores {
         let buffer = BufferedTimeline::open(inner, dir.join("timeline-buffer"), BufferConfig::default()).await.context("cannot open the timeline write buffer")?;
         let timeline: Arc<dyn TimelineStore> = buffer.clone();
 
-        let hot: Arc<dyn HotState> = match &s.redis_url {
+        let (hot, work): (Arc<dyn HotState>, Arc<dyn HotState>) = match &s.redis_url {
             Some(url) => {
                 backends.push(("hot", "redis"));
                 let prefix = s.redis_prefix.clone().unwrap_or_else(|| "cf".into());
-                Arc::new(RedisHotState::connect_with(url, &prefix, HotConfig::default()).await.context("[stores] redis_url: cannot open the hot state")?)
+                let open = |p: String| async move { RedisHotState::connect_with(url, &p, HotConfig::default()).await.context("[stores] redis_url: cannot open the hot state") };
+                (Arc::new(open(prefix.clone()).await?), Arc::new(open(format!("{prefix}.analysis")).await?))
             }
             None => {
                 backends.push(("hot", "memory"));
-                Arc::new(MemoryHotState::new())
+                (Arc::new(MemoryHotState::new()), Arc::new(MemoryHotState::new()))
             }
         };
 
@@ -195,7 +199,7 @@ impl Stores {
             }
         };
 
-        Ok(Stores { control, timeline, buffer, hot, recordings, local_recordings, vectors, secrets, node_id: node_id(cfg), backends })
+        Ok(Stores { control, timeline, buffer, hot, work, recordings, local_recordings, vectors, secrets, node_id: node_id(cfg), backends })
     }
 
     /// Ships every buffered timeline event (call at shutdown).

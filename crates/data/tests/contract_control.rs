@@ -279,6 +279,7 @@ fn spec(body: &str) -> AgentVersionSpec {
         language: "en-US".into(),
         providers: json!({"stt": "deepgram", "llm": {"name": "openai", "model": "gpt-4o-mini"}}),
         tools: json!([{"name": "transfer", "to": "+14155550100"}]),
+        analysis: json!({"success": "booked", "schema": {"type": "object", "properties": {"time": {"type": ["string", "null"]}}}}),
     }
 }
 

@@ -100,7 +100,7 @@ fn validate(body: &Value) -> Result<(), String> {
 }
 
 /// The reply: (text, tool calls as (name, input)).
-fn plan(body: &Value, script: &[String], replies: &std::sync::atomic::AtomicU64) -> (String, Vec<(String, Value)>) {
+fn plan(body: &Value, script: &[String], replies: &std::sync::atomic::AtomicU64, invalid: bool) -> (String, Vec<(String, Value)>) {
     let msgs = body["messages"].as_array().cloned().unwrap_or_default();
     let last_user = msgs.iter().rev().find(|m| m["role"] == "user").cloned().unwrap_or_default();
     let blocks: Vec<Value> = match &last_user["content"] {
@@ -112,6 +112,14 @@ fn plan(body: &Value, script: &[String], replies: &std::sync::atomic::AtomicU64)
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }).collect();
+    // structured output: `tool_choice` forces one tool; its input follows the tool's schema
+    if body["tool_choice"]["type"] == "tool" {
+        let name = body["tool_choice"]["name"].as_str().unwrap_or_default();
+        let schema = body["tools"].as_array().into_iter().flatten().find(|t| t["name"] == name).map(|t| t["input_schema"].clone()).unwrap_or_default();
+        let said = conversation_text(&msgs);
+        let input = if invalid { crate::structured::invalid_for(&schema) } else { crate::structured::example_for(&schema, &said) };
+        return (String::new(), vec![(name.to_string(), input)]);
+    }
     if !results.is_empty() {
         return (results.join(" "), Vec::new());
     }
@@ -119,7 +127,9 @@ fn plan(body: &Value, script: &[String], replies: &std::sync::atomic::AtomicU64)
     let lower = text.to_lowercase();
     let words: HashSet<String> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect();
     let mut calls = Vec::new();
-    for t in body["tools"].as_array().into_iter().flatten() {
+    let offered = |n: &str| body["tools"].as_array().into_iter().flatten().any(|t| t["name"] == n);
+    // `search_knowledge` is not called by its name's words: see below
+    for t in body["tools"].as_array().into_iter().flatten().filter(|t| t["name"] != SEARCH_KNOWLEDGE) {
         let name = t["name"].as_str().unwrap_or_default();
         let parts: Vec<&str> = name.split('_').filter(|p| !p.is_empty()).collect();
         let stem = |w: &str| w.trim_end_matches('s').to_string();
@@ -130,6 +140,10 @@ fn plan(body: &Value, script: &[String], replies: &std::sync::atomic::AtomicU64)
             }
             calls.push((name.to_string(), Value::Object(input)));
         }
+    }
+    // a question no other tool answers: look it up in the knowledge base
+    if calls.is_empty() && offered(SEARCH_KNOWLEDGE) && is_question(&text) {
+        calls.push((SEARCH_KNOWLEDGE.to_string(), json!({"query": text.trim()})));
     }
     if !calls.is_empty() {
         return ("One moment please.".into(), calls);
@@ -148,6 +162,22 @@ fn plan(body: &Value, script: &[String], replies: &std::sync::atomic::AtomicU64)
         return (rest.to_string(), Vec::new());
     }
     (reply, Vec::new())
+}
+
+/// Everything said in the conversation's text blocks (what a model would read).
+fn conversation_text(msgs: &[Value]) -> String {
+    let mut out = String::new();
+    for m in msgs {
+        match &m["content"] {
+            Value::String(s) => out.push_str(s),
+            Value::Array(a) => a.iter().filter_map(|b| b["text"].as_str()).for_each(|t| {
+                out.push_str(t);
+                out.push(' ');
+            }),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Token accounting with simulated caching: (input, cache_creation, cache_read). As the API
@@ -189,6 +219,18 @@ fn usage(body: &Value, key: &str, cache: &parking_lot::Mutex<HashSet<String>>) -
     (total - tokens(last), written, read)
 }
 
+const SEARCH_KNOWLEDGE: &str = "search_knowledge";
+
+/// A caller's question: it ends with `?`, or opens like one ("where", "do you", "can I", ...).
+fn is_question(text: &str) -> bool {
+    let t = text.trim().to_lowercase();
+    let words: Vec<&str> = t.split(|c: char| !c.is_alphanumeric() && c != '\'').filter(|w| !w.is_empty()).collect();
+    let opens = |w: &[&str]| words.len() > w.len() && words.starts_with(w);
+    t.ends_with('?')
+        || words.first().is_some_and(|w| ["what", "when", "where", "which", "who", "whom", "whose", "why", "how"].contains(w))
+        || [["do", "you"], ["does", "the"], ["can", "i"], ["can", "you"], ["is", "there"], ["are", "there"], ["are", "you"], ["is", "it"], ["do", "i"], ["should", "i"], ["may", "i"], ["will", "i"]].iter().any(|w| opens(w))
+}
+
 async fn messages(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     ctx.faults.request();
     // `x-api-key`, or `Authorization: Bearer` (what the newest official SDK sends)
@@ -219,14 +261,15 @@ async fn messages(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Re
     if let Err(e) = validate(&body) {
         return error(400, "invalid_request_error", &e, &[]);
     }
-    let (text, calls) = plan(&body, &ctx.config.script, &ctx.state.replies);
+    let invalid = matches!(fault, Some(Fault::InvalidOutput));
+    let (text, calls) = plan(&body, &ctx.config.script, &ctx.state.replies, invalid);
     let (input, creation, read) = usage(&body, &key, &ctx.state.prompt_cache);
     let model = body["model"].as_str().unwrap_or_default().to_string();
     let id = format!("msg_sim{:016x}", rand::random::<u64>());
     let out_tokens = (text.split_whitespace().count() + calls.len() * 20) as u64;
     let stop = if calls.is_empty() { "end_turn" } else { "tool_use" };
     if body["stream"] != json!(true) {
-        let mut content = vec![json!({"type": "text", "text": text})];
+        let mut content = if text.is_empty() { Vec::new() } else { vec![json!({"type": "text", "text": text})] };
         for (i, (name, input)) in calls.iter().enumerate() {
             content.push(json!({"type": "tool_use", "id": format!("toolu_sim{i}{:08x}", rand::random::<u32>()), "name": name, "input": input}));
         }
@@ -247,7 +290,11 @@ async fn messages(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Re
             tokio::time::sleep(Duration::from_millis(lat.llm_first_token_ms)).await;
         }
         let gap = (lat.llm_tokens_per_s > 0.0).then(|| Duration::from_secs_f64(1.0 / lat.llm_tokens_per_s));
-        let _ = tx.send(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))).await;
+        // a structured (forced tool) answer has no text block: its tool call is block 0
+        let base = usize::from(!text.is_empty());
+        if !text.is_empty() {
+            let _ = tx.send(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))).await;
+        }
         let _ = tx.send(ev("ping", json!({"type": "ping"}))).await;
         let pieces: Vec<String> = text.split_inclusive(' ').map(str::to_string).collect();
         for (n, p) in pieces.iter().enumerate() {
@@ -274,11 +321,27 @@ async fn messages(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Re
                 return;
             }
         }
-        let _ = tx.send(ev("content_block_stop", json!({"type": "content_block_stop", "index": 0}))).await;
+        if !text.is_empty() {
+            let _ = tx.send(ev("content_block_stop", json!({"type": "content_block_stop", "index": 0}))).await;
+        }
         for (i, (name, input)) in calls.iter().enumerate() {
-            let idx = i + 1;
+            let idx = i + base;
             let tid = format!("toolu_sim{idx}{:08x}", rand::random::<u32>());
             let _ = tx.send(ev("content_block_start", json!({"type": "content_block_start", "index": idx, "content_block": {"type": "tool_use", "id": tid, "name": name, "input": {}}}))).await;
+            // a reply without text (structured output) meets its stream fault here
+            if text.is_empty() && i == 0 {
+                match &fault {
+                    Some(Fault::ErrorAfterOk) => {
+                        let _ = tx.send(ev("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))).await;
+                        return;
+                    }
+                    Some(Fault::DropMidStream) => {
+                        let _ = tx.send(Err(std::io::Error::other("connection reset (simulated)"))).await;
+                        return;
+                    }
+                    _ => {}
+                }
+            }
             let js = input.to_string();
             let mid = js.char_indices().nth(js.chars().count() / 2).map_or(0, |(b, _)| b);
             for part in [&js[..mid], &js[mid..]] {
@@ -321,7 +384,33 @@ mod tests {
     fn tools_are_called_when_named() {
         let body = json!({"tools": [{"name": "book_appointment", "input_schema": {"required": ["time"]}}, {"name": "end_call", "input_schema": {}}],
             "messages": [{"role": "user", "content": "I'd like to book an appointment"}]});
-        let (_, calls) = plan(&body, &[], &Default::default());
+        let (_, calls) = plan(&body, &[], &Default::default(), false);
         assert_eq!(calls, vec![("book_appointment".to_string(), json!({"time": "unknown"}))]);
+    }
+
+    #[test]
+    fn a_question_nothing_else_answers_is_looked_up_in_the_knowledge_base() {
+        let tools = json!([{"name": "end_call", "input_schema": {"required": ["reason"]}}, {"name": "search_knowledge", "input_schema": {"required": ["query"]}}]);
+        let ask = |tools: &Value, said: &str| plan(&json!({"tools": tools, "messages": [{"role": "user", "content": said}]}), &["Sure.".to_string()], &Default::default(), false);
+        for q in ["Can I bring my dog?", "do you have interpreters", "Where do I park", "Is there a bus to the clinic", "I wonder whether you open on Sunday?"] {
+            let (text, calls) = ask(&tools, q);
+            assert_eq!(calls, vec![("search_knowledge".to_string(), json!({"query": q}))], "{q}");
+            assert_eq!(text, "One moment please.");
+        }
+        // not a question, or another tool answers it, or no knowledge base offered
+        for (tools, said) in [(&tools, "My name is Ana."), (&tools, "Thanks, that is all, end the call."), (&json!([{"name": "end_call", "input_schema": {}}]), "Can I bring my dog?")] {
+            let (_, calls) = ask(tools, said);
+            assert!(calls.iter().all(|(n, _)| n != "search_knowledge"), "{said}: {calls:?}");
+        }
+        assert_eq!(ask(&tools, "Thanks, that is all, end the call.").1[0].0, "end_call");
+        // "search the knowledge" does not call it with a made-up query
+        assert!(ask(&tools, "please search the knowledge base").1.is_empty());
+        // the round after it reads the passages back
+        let body = json!({"tools": tools, "messages": [
+            {"role": "user", "content": "Can I bring my dog?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "search_knowledge", "input": {"query": "Can I bring my dog?"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "[1] From \"Visitor policy\": Only assistance dogs are allowed."}]}]});
+        let (text, calls) = plan(&body, &[], &Default::default(), false);
+        assert!(calls.is_empty() && text.contains("Only assistance dogs are allowed."), "{text}");
     }
 }

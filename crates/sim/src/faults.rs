@@ -33,6 +33,8 @@ pub enum Fault {
     Close1011,
     /// Refuse the WebSocket handshake / request with this status.
     RejectHandshake { status: u16 },
+    /// Anthropic structured output (a forced tool) whose input breaks the tool's schema.
+    InvalidOutput,
 }
 
 #[derive(Default)]

@@ -13,6 +13,7 @@ pub mod cli;
 mod deepgram;
 mod faults;
 mod sarvam;
+mod structured;
 mod voyage;
 
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! Integration tests of the `callfunnel` binary and server (one test binary for the crate).
 
+mod analysis;
 mod api;
 mod auth;
 mod cli;

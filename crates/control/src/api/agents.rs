@@ -60,6 +60,11 @@ pub struct VersionSpec {
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub tools: Value,
+    /// Post-call analysis: `success` (what a good call achieves), `schema` (JSON Schema of the
+    /// extraction), `provider` (`anthropic` or `local`), `model`, `success_intents`, `enabled`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub analysis: Value,
     /// Publish only if the latest version is still this one (optimistic concurrency).
     #[serde(default)]
     pub expected_latest: Option<i32>,
@@ -77,13 +82,15 @@ pub struct VersionView {
     pub providers: Value,
     #[schema(value_type = Vec<Object>)]
     pub tools: Value,
+    #[schema(value_type = Object)]
+    pub analysis: Value,
     pub created_at: i64,
 }
 
 impl From<AgentVersion> for VersionView {
     fn from(v: AgentVersion) -> Self {
         let s = v.spec;
-        VersionView { agent_id: v.agent_id, version: v.version, kind: s.kind.as_str().into(), body: s.body, voice: s.voice, language: s.language, providers: s.providers, tools: s.tools, created_at: v.created_at }
+        VersionView { agent_id: v.agent_id, version: v.version, kind: s.kind.as_str().into(), body: s.body, voice: s.voice, language: s.language, providers: s.providers, tools: s.tools, analysis: s.analysis, created_at: v.created_at }
     }
 }
 
@@ -137,7 +144,7 @@ pub async fn publish(c: Caller, State(s): State<AppState>, Path(id): Path<String
     let a = &s.config.agents;
     let voice = b.voice.filter(|v| !v.is_empty()).unwrap_or_else(|| a.voice.clone());
     let language = b.language.filter(|l| !l.is_empty()).unwrap_or_else(|| a.language.clone());
-    let spec = AgentVersionSpec { kind, body: b.body, voice, language, providers: default_obj(b.providers), tools: default_arr(b.tools) };
+    let spec = AgentVersionSpec { kind, body: b.body, voice, language, providers: default_obj(b.providers), tools: default_arr(b.tools), analysis: default_obj(b.analysis) };
     crate::agents::AgentFile::from_version(&spec).map_err(|e| ApiError::bad_request("invalid_agent", e.to_string()))?;
     let v = s.stores.control.publish_agent_version(&c.tenant, &id, spec, b.expected_latest).await.map_err(store_err)?;
     let got = s.stores.control.agent_version(&c.tenant, &id, Some(v)).await.map_err(store_err)?;

@@ -52,8 +52,56 @@ pub struct CallDetail {
     pub call_id: String,
     /// `live` while the call runs on this fleet, else `ended`.
     pub status: String,
+    /// Post-call analysis (see `GET /v1/calls/{call_id}/analysis`).
+    pub analysis: Analysis,
     #[schema(value_type = Vec<Object>)]
     pub events: Vec<Value>,
+}
+
+/// A call's post-call analysis: `pending` (queued or the call still runs), `done` (summary,
+/// extraction, success) or `failed` (`error` says why).
+#[derive(Serialize, ToSchema)]
+pub struct Analysis {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub extraction: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analyzer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn analysis_of(events: &[Value]) -> Analysis {
+    let mut a = Analysis { status: "pending".into(), summary: None, extraction: None, success: None, success_reason: None, analyzer: None, error: None };
+    let Some(e) = events.iter().rev().find(|e| crate::analysis::DONE_KINDS.contains(&e["kind"].as_str().unwrap_or_default())) else { return a };
+    let d = &e["data"];
+    let s = |k: &str| d[k].as_str().map(str::to_string);
+    if e["kind"] == "call_analysis_failed" {
+        a.status = "failed".into();
+        a.error = s("error");
+        return a;
+    }
+    a.status = "done".into();
+    a.summary = s("summary");
+    a.extraction = Some(d["extraction"].clone());
+    a.success = d["success"].as_bool();
+    a.success_reason = s("success_reason");
+    a.analyzer = s("analyzer");
+    a
+}
+
+/// A call's post-call analysis.
+#[utoipa::path(get, path = "/v1/calls/{call_id}/analysis", tag = "calls", params(("call_id" = String, Path)), responses((status = 200, body = Analysis), (status = 404, body = ErrorBody)))]
+pub async fn analysis(c: Caller, State(s): State<AppState>, Path(call_id): Path<String>) -> Result<Json<Analysis>, ApiError> {
+    c.require(Role::Viewer)?;
+    Ok(Json(analysis_of(&timeline(&s, &c.tenant, &call_id).await?)))
 }
 
 /// One call with its timeline.
@@ -63,7 +111,7 @@ pub async fn get_one(c: Caller, State(s): State<AppState>, Path(call_id): Path<S
     let events = timeline(&s, &c.tenant, &call_id).await?;
     let live = s.registry.get_active(&call_id).is_some_and(|a| a.tenant_id == c.tenant);
     let status = if live { "live" } else if events.iter().any(|e| e["kind"] == "call_ended") { "ended" } else { "unknown" };
-    Ok(Json(CallDetail { call_id, status: status.into(), events }))
+    Ok(Json(CallDetail { call_id, status: status.into(), analysis: analysis_of(&events), events }))
 }
 
 async fn timeline(s: &AppState, tenant: &str, call_id: &str) -> Result<Vec<Value>, ApiError> {

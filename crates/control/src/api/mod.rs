@@ -52,6 +52,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(calls::live))
         .routes(routes!(calls::get_one))
         .routes(routes!(calls::recording))
+        .routes(routes!(calls::analysis))
         .routes(routes!(calls::hangup))
         .routes(routes!(agents::list, agents::create))
         .routes(routes!(agents::get_one, agents::update, agents::delete))

@@ -62,7 +62,8 @@ impl AppState {
             spool: config.data.dir.join("spool").join("recordings"),
             keep_local: config.stores.s3.as_ref().is_some_and(|s| s.keep_local),
         };
-        let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), data, registry: registry.clone(), numbers, webhooks: webhooks.clone(), shutdown: shutdown.clone() });
+        let post_call = crate::analysis::PostCall::start(stores.clone(), hub.clone(), webhooks.clone(), std::time::Duration::from_secs(1), shutdown.clone());
+        let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), data, registry: registry.clone(), numbers, webhooks: webhooks.clone(), post_call, shutdown: shutdown.clone() });
         let dialer = Arc::new(crate::campaigns::Dialer::default());
         let knowledge = crate::knowledge::Knowledge::new(stores.clone(), hub.clone());
         Ok(AppState { config: Arc::new(config), auth, webhooks, dialer, knowledge, hub, store, stores, registry, calls, carriers: Arc::new(carriers), shutdown })

@@ -19,8 +19,8 @@ macro_rules! sql_agents {
                 use sqlx::Row;
                 use $crate::control::validate::from_json;
                 let e = |e| $crate::DataError::backend($name, e);
-                let (kind, providers, tools): (String, String, String) =
-                    (r.try_get("kind").map_err(e)?, r.try_get("providers").map_err(e)?, r.try_get("tools").map_err(e)?);
+                let (kind, providers, tools, analysis): (String, String, String, String) =
+                    (r.try_get("kind").map_err(e)?, r.try_get("providers").map_err(e)?, r.try_get("tools").map_err(e)?, r.try_get("analysis").map_err(e)?);
                 Ok($crate::control::AgentVersion {
                     tenant_id: r.try_get("tenant_id").map_err(e)?,
                     agent_id: r.try_get("agent_id").map_err(e)?,
@@ -32,6 +32,7 @@ macro_rules! sql_agents {
                         language: r.try_get("language").map_err(e)?,
                         providers: from_json($name, &providers)?,
                         tools: from_json($name, &tools)?,
+                        analysis: from_json($name, &analysis)?,
                     },
                     created_at: r.try_get("created_at").map_err(e)?,
                 })
@@ -141,7 +142,7 @@ macro_rules! sql_agents {
                 }
                 v::text("voice", &spec.voice)?;
                 v::text("language", &spec.language)?;
-                let (providers, tools) = (v::json_text(&spec.providers)?, v::json_text(&spec.tools)?);
+                let (providers, tools, analysis) = (v::json_text(&spec.providers)?, v::json_text(&spec.tools)?, v::json_text(&spec.analysis)?);
                 let be = |e| $crate::DataError::backend($name, e);
                 let mut tx = self.pool.begin().await.map_err(be)?;
                 let row = sqlx::query("UPDATE agents SET latest_version = latest_version + 1 WHERE tenant_id = $1 AND id = $2 RETURNING latest_version")
@@ -162,8 +163,8 @@ macro_rules! sql_agents {
                     }
                 }
                 sqlx::query(
-                    "INSERT INTO agent_versions (tenant_id, agent_id, version, kind, body, voice, language, providers, tools, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    "INSERT INTO agent_versions (tenant_id, agent_id, version, kind, body, voice, language, providers, tools, analysis, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(tenant_id)
                 .bind(agent_id)
@@ -174,6 +175,7 @@ macro_rules! sql_agents {
                 .bind(&spec.language)
                 .bind(providers)
                 .bind(tools)
+                .bind(analysis)
                 .bind(v::now_ms())
                 .execute(&mut *tx)
                 .await

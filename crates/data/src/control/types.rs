@@ -153,6 +153,13 @@ pub struct AgentVersionSpec {
     pub language: String,
     pub providers: Value,
     pub tools: Value,
+    /// Post-call analysis settings (`{}`: the defaults).
+    #[serde(default = "empty_object")]
+    pub analysis: Value,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

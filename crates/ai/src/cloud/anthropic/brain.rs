@@ -190,7 +190,7 @@ impl Turn {
         if !prefill.is_empty() {
             msgs.push(WireMessage { role: WireRole::Assistant, content: vec![Block::text(prefill)] });
         }
-        Request { model: model.to_string(), max_tokens: self.agent.max_tokens, stream: true, system, tools, messages: msgs, temperature: self.agent.temperature }
+        Request { model: model.to_string(), max_tokens: self.agent.max_tokens, stream: true, system, tools, messages: msgs, temperature: self.agent.temperature, tool_choice: None }
     }
 
     async fn run(&self, mut messages: Vec<WireMessage>, tx: &mpsc::Sender<BrainEvent>) -> std::result::Result<(), ClientError> {

@@ -3,10 +3,12 @@
 
 pub mod brain;
 pub mod client;
+pub mod complete;
 pub mod stream;
 pub mod tools;
 pub mod wire;
 
 pub use brain::{ClaudeBrain, LlmAgent};
 pub use client::{AnthropicClient, ClientError};
+pub use complete::{CompleteError, Completion};
 pub use tools::ToolSpec;

@@ -83,6 +83,9 @@ pub struct Request {
     pub messages: Vec<WireMessage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// `{"type":"tool","name":..}` forces that tool (structured output); `None` = auto.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
 }
 
 /// Makes a message list the API accepts: roles alternate starting with a user message

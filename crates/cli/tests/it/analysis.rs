@@ -1,0 +1,199 @@
+//! Post-call analysis end to end: a real call through the fake carrier is analyzed off the
+//! call path (local analyzer, the clinic rule-book), stored on the call, served by the API and
+//! delivered by a signed `call.analyzed` webhook; a Claude analysis on the simulator survives
+//! an outage through the queue's retries; a call is never analyzed twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use callfunnel_ai::cloud::StaticSecrets;
+use callfunnel_control::webhooks::sign;
+use callfunnel_data::TimelineEvent;
+use callfunnel_sim::{Fault, Provider, SimConfig};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::telephony::{authed_client, rig_with};
+
+const ANALYSIS: &str = r#"
+[analysis]
+success_intents = ["book_appointment", "cancel_appointment", "opening_hours"]
+[analysis.schema]
+type = "object"
+required = ["outcome", "appointment_time", "sentiment"]
+[analysis.schema.properties.outcome]
+enum = ["booked", "cancelled", "hours", "other"]
+[analysis.schema.properties.appointment_time]
+type = ["string", "null"]
+[analysis.schema.properties.sentiment]
+enum = ["positive", "neutral", "negative"]
+"#;
+
+/// An agents directory: the clinic rule-book with an `[analysis]` table, and `concierge`, an
+/// LLM agent analyzed by Claude.
+fn agents_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cf-an-agents-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let clinic = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../agents/clinic.toml")).unwrap();
+    let clinic = if clinic.contains("[analysis]") { clinic } else { format!("{clinic}\n{ANALYSIS}") };
+    std::fs::write(dir.join("clinic.toml"), clinic).unwrap();
+    std::fs::write(
+        dir.join("concierge.toml"),
+        "system_prompt = \"You are a clinic receptionist.\"\n[analysis]\nsuccess = \"An appointment was cancelled.\"\n[analysis.schema]\ntype = \"object\"\nrequired = [\"outcome\"]\n[analysis.schema.properties.outcome]\nenum = [\"booked\", \"cancelled\", \"other\"]\n",
+    )
+    .unwrap();
+    dir
+}
+
+async fn receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, Bytes)>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |h: HeaderMap, body: Bytes| {
+            let g = g.clone();
+            async move { g.lock().push((h, body)) }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, got)
+}
+
+async fn analysis_done(http: &reqwest::Client, base: &str, call_id: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        last = http.get(format!("{base}/v1/calls/{call_id}/analysis")).send().await.unwrap().json().await.unwrap();
+        if last["status"] != "pending" {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("analysis of {call_id} still pending: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_call_is_analyzed_stored_and_announced() {
+    let agents = agents_dir("call");
+    let secrets = StaticSecrets::default().with("twilio_auth_token", crate::telephony::TOKEN);
+    let rig = rig_with(
+        "analysis",
+        |c| {
+            c.agents.dir = agents.clone();
+            c.tools.allow_http = true;
+            c.tools.allow_networks = vec!["127.0.0.1/32".into()];
+        },
+        secrets,
+        Default::default(),
+    )
+    .await;
+    let (url, got) = receiver().await;
+    let hook: Value = rig.http.post(format!("{}/v1/webhooks", rig.base)).json(&json!({"url": url, "events": ["call.analyzed"]})).send().await.unwrap().json().await.unwrap();
+    let secret = hook["secret"].as_str().unwrap().to_string();
+
+    let placed = rig.place(json!({"to": "+15550001"})).await;
+    let id = placed["call_id"].as_str().unwrap().to_string();
+    rig.ended(&id).await;
+    let a = analysis_done(&rig.http, &rig.base, &id).await;
+    assert_eq!((a["status"].as_str(), a["analyzer"].as_str()), (Some("done"), Some("local")), "{a}");
+    let summary = a["summary"].as_str().unwrap();
+    assert!(summary.contains("The caller said") && summary.contains("ended (agent ended)"), "{summary}");
+    assert!(["positive", "neutral", "negative"].contains(&a["extraction"]["sentiment"].as_str().unwrap()), "{a}");
+    assert_eq!(a["extraction"]["appointment_time"], Value::Null, "the caller named no time: {a}");
+    assert!(a["success"].is_boolean() && a["success_reason"].as_str().is_some_and(|r| !r.is_empty()), "{a}");
+    // the call's detail carries it too
+    let detail: Value = rig.http.get(format!("{}/v1/calls/{id}", rig.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(detail["analysis"], a);
+
+    // the signed webhook
+    let mut hits = Vec::new();
+    for _ in 0..100 {
+        hits = got.lock().clone();
+        if !hits.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(hits.len(), 1, "one call.analyzed");
+    let (h, body) = &hits[0];
+    sign::verify(&secret, h[sign::HEADER].to_str().unwrap(), body, chrono::Utc::now().timestamp(), 300).expect("signed");
+    let payload: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!((payload["event"].as_str(), payload["data"]["call_id"].as_str(), payload["data"]["summary"].as_str()), (Some("call.analyzed"), Some(id.as_str()), Some(summary)));
+
+    // queued again (a retry, a restart): not analyzed twice
+    rig.server.state.calls.post_call.enqueue(&rig.server.state.config.agents.default_tenant, &id, "clinic").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let detail: Value = rig.http.get(format!("{}/v1/calls/{id}", rig.base)).send().await.unwrap().json().await.unwrap();
+    let n = detail["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "call_analyzed").count();
+    assert_eq!((n, got.lock().len()), (1, 1));
+    // another tenant cannot read it
+    let other = rig.server.state.auth.dev.as_ref().unwrap().token("test", Some("globex"), &["tenant-admin"], &rig.server.state.config.auth.audience, 600);
+    rig.server.state.stores.control.ensure_tenant("globex", "Globex").await.unwrap();
+    let r = reqwest::Client::new().get(format!("{}/v1/calls/{id}/analysis", rig.base)).bearer_auth(other).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    rig.done();
+    let _ = std::fs::remove_dir_all(agents);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_analysis_outlasts_an_outage_through_the_queue() {
+    let sim = callfunnel_sim::start(Provider::Anthropic, ([127, 0, 0, 1], 0).into(), SimConfig::default()).await.unwrap();
+    // the first attempt's request and both its retries are refused; the queue tries again later
+    sim.faults.inject(Fault::Overloaded, 3);
+    sim.faults.inject(Fault::InvalidOutput, 1);
+    let agents = agents_dir("claude");
+    let secrets = StaticSecrets::default().with("twilio_auth_token", crate::telephony::TOKEN).with("anthropic", "sim-key");
+    let url = sim.url();
+    let rig = rig_with(
+        "analysis-claude",
+        |c| {
+            c.agents.dir = agents.clone();
+            c.providers.anthropic.url = url;
+        },
+        secrets,
+        Default::default(),
+    )
+    .await;
+    let st = &rig.server.state;
+    let tenant = st.config.agents.default_tenant.clone();
+    let ev = |at: u64, kind: &str, data: Value| TimelineEvent::new(at, chrono::Utc::now().timestamp_millis() as u64, kind, data);
+    let events = [
+        ev(0, "call_started", json!({})),
+        ev(500, "agent_said", json!({"turn": 1, "text": "Hello, how can I help?", "interrupted": false})),
+        ev(2000, "transcript", json!({"text": "Please cancel my appointment on Friday."})),
+        ev(3000, "agent_said", json!({"turn": 2, "text": "It is cancelled.", "interrupted": false})),
+        ev(4000, "call_ended", json!({"end": "caller_hung_up"})),
+    ];
+    st.stores.timeline.append(&tenant, "c-claude-1", &events).await.unwrap();
+    st.calls.post_call.enqueue(&tenant, "c-claude-1", "concierge").await;
+    let http = authed_client(&rig.server, "viewer");
+    let a = analysis_done(&http, &rig.base, "c-claude-1").await;
+    assert_eq!((a["status"].as_str(), a["analyzer"].as_str(), a["extraction"]["outcome"].as_str()), (Some("done"), Some("anthropic:claude-haiku-4-5"), Some("cancelled")), "{a}");
+    let tl: Value = http.get(format!("{}/v1/calls/c-claude-1", rig.base)).send().await.unwrap().json().await.unwrap();
+    let done = tl["events"].as_array().unwrap().iter().find(|e| e["kind"] == "call_analyzed").unwrap().clone();
+    assert_eq!(done["data"]["attempts"], 2, "the second hand-out succeeded: {done}");
+    assert!(done["data"]["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    // 3 refused + 1 invalid + 1 repaired
+    assert_eq!(sim.faults.stats().requests, 5);
+
+    // a call that cannot be analyzed (no key for the tenant's analyzer) fails clearly, once
+    st.stores.timeline.append("globex", "c-claude-2", &events).await.unwrap();
+    st.calls.post_call.enqueue("globex", "c-claude-2", "nobody").await;
+    st.stores.control.ensure_tenant("globex", "Globex").await.unwrap();
+    let g = st.auth.dev.as_ref().unwrap().token("test", Some("globex"), &["viewer"], &st.config.auth.audience, 600);
+    let mut a = Value::Null;
+    for _ in 0..100 {
+        a = reqwest::Client::new().get(format!("{}/v1/calls/c-claude-2/analysis", rig.base)).bearer_auth(&g).send().await.unwrap().json().await.unwrap();
+        if a["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(a["error"].as_str().unwrap().contains("unknown agent `nobody`"), "{a}");
+    rig.done();
+    let _ = std::fs::remove_dir_all(agents);
+}

@@ -1,0 +1,176 @@
+//! Post-call analysis off the call path. A call that ends puts a job on the work queue (the
+//! hot state's fair queue: Redis in production, so any node may take it); a worker takes
+//! jobs, rebuilds the call from its timeline, runs the agent's analyzer and stores the result
+//! as a `call_analyzed` timeline event, then sends `call.analyzed`. A provider outage puts the
+//! job back with backoff; a job whose node died comes back after its visibility timeout. A
+//! call whose timeline already holds a result is not analyzed twice.
+
+mod record;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use callfunnel_ai::analysis::{AnalysisError, CallAnalysis};
+use callfunnel_data::TimelineEvent;
+use callfunnel_data::hot::{DialJob, NewDialJob};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use record::call_record;
+
+use crate::providers::ProviderHub;
+use crate::stores::Stores;
+use crate::webhooks::Webhooks;
+
+/// The queue's group name for analysis jobs.
+const GROUP: &str = "analysis";
+/// Hand-outs of one job before it is given up (provider errors each time).
+pub const MAX_ATTEMPTS: u32 = 6;
+/// A taken job comes back to the queue after this if its worker says nothing (crash).
+const VISIBILITY: Duration = Duration::from_secs(300);
+/// Timeline events that settle a call's analysis.
+pub const DONE_KINDS: [&str; 2] = ["call_analyzed", "call_analysis_failed"];
+
+pub struct PostCall {
+    stores: Stores,
+    hub: Arc<ProviderHub>,
+    webhooks: Arc<Webhooks>,
+    wake: Notify,
+    /// First retry delay after a provider error (doubles per attempt, at most 5 minutes).
+    base_backoff: Duration,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl PostCall {
+    /// Starts the worker.
+    pub fn start(stores: Stores, hub: Arc<ProviderHub>, webhooks: Arc<Webhooks>, base_backoff: Duration, shutdown: CancellationToken) -> Arc<PostCall> {
+        let p = Arc::new(PostCall { stores, hub, webhooks, wake: Notify::new(), base_backoff });
+        tokio::spawn(p.clone().worker(shutdown));
+        p
+    }
+
+    /// Queues the analysis of a call that ended.
+    pub async fn enqueue(&self, tenant_id: &str, call_id: &str, agent_id: &str) {
+        let job = NewDialJob { tenant_id: tenant_id.into(), campaign_id: GROUP.into(), payload: json!({"call_id": call_id, "agent_id": agent_id}), not_before: None };
+        match self.stores.work.enqueue(job).await {
+            Ok(id) => {
+                tracing::debug!(call_id, job = %id, "analysis queued");
+                self.wake.notify_one();
+            }
+            Err(e) => tracing::error!(call_id, error = %e, "analysis not queued"),
+        }
+    }
+
+    async fn worker(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let job = match self.stores.work.dequeue(&self.stores.node_id, VISIBILITY).await {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::warn!(error = %e, "analysis queue unavailable");
+                    None
+                }
+            };
+            match job {
+                Some(job) => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return, // the job comes back after its visibility timeout
+                        _ = self.run(&job) => {}
+                    }
+                }
+                None => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run(&self, job: &DialJob) {
+        let tenant = job.tenant_id.as_str();
+        let call_id = job.payload["call_id"].as_str().unwrap_or_default().to_string();
+        let agent_id = job.payload["agent_id"].as_str().unwrap_or_default().to_string();
+        let events = match self.stores.timeline.timeline(tenant, &call_id).await {
+            Ok(ev) => ev,
+            Err(e) => return self.retry(job, &call_id, &format!("timeline unreadable: {e}")).await,
+        };
+        if events.iter().any(|e| DONE_KINDS.contains(&e.kind.as_str())) {
+            tracing::debug!(call_id, "already analyzed");
+            return self.ack(job).await;
+        }
+        let analyzer = match self.hub.analyzer(tenant, &agent_id).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return self.ack(job).await,
+            Err(e) => return self.give_up(job, &call_id, &agent_id, &format!("no analyzer: {e}")).await,
+        };
+        let (analyzer, spec) = analyzer;
+        let call = call_record(&call_id, &events);
+        let started = std::time::Instant::now();
+        match analyzer.analyze(&call, &spec).await {
+            Ok((analysis, usage)) => {
+                let ms = started.elapsed().as_millis() as u64;
+                tracing::info!(call_id, analyzer = %analysis.analyzer, success = analysis.success, ms, "call analyzed");
+                let mut data = serde_json::to_value(&analysis).unwrap_or_default();
+                data["agent_id"] = json!(agent_id);
+                data["analysis_ms"] = json!(ms);
+                data["attempts"] = json!(job.attempts);
+                if let Some(u) = usage {
+                    data["usage"] = serde_json::to_value(u).unwrap_or_default();
+                }
+                if let Err(e) = self.append(tenant, &call_id, &events, "call_analyzed", data).await {
+                    return self.retry(job, &call_id, &format!("result not stored: {e}")).await;
+                }
+                self.webhooks.emit(tenant, "call.analyzed", hook(&call_id, &agent_id, &analysis)).await;
+                self.ack(job).await;
+            }
+            Err(AnalysisError::Transient(e)) => self.retry(job, &call_id, &e).await,
+            Err(AnalysisError::Failed(e)) => self.give_up(job, &call_id, &agent_id, &e).await,
+        }
+    }
+
+    /// Appends to the call's timeline (`at_ms`: since the call started).
+    async fn append(&self, tenant: &str, call_id: &str, events: &[TimelineEvent], kind: &str, data: serde_json::Value) -> callfunnel_data::Result<()> {
+        let now = unix_ms();
+        let at_ms = events.first().map_or(0, |first| now.saturating_sub(first.unix_ms.saturating_sub(first.at_ms)));
+        self.stores.timeline.append(tenant, call_id, &[TimelineEvent::new(at_ms, now, kind, data)]).await
+    }
+
+    async fn retry(&self, job: &DialJob, call_id: &str, why: &str) {
+        if job.attempts >= MAX_ATTEMPTS {
+            let agent_id = job.payload["agent_id"].as_str().unwrap_or_default().to_string();
+            return self.give_up(job, call_id, &agent_id, &format!("{why} (after {} attempts)", job.attempts)).await;
+        }
+        let wait = self.base_backoff.saturating_mul(1 << job.attempts.saturating_sub(1).min(10)).min(Duration::from_secs(300));
+        tracing::warn!(call_id, attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, error = %why, "analysis failed; retrying");
+        if let Err(e) = self.stores.work.nack(&job.id, Some(SystemTime::now() + wait)).await {
+            tracing::error!(call_id, error = %e, "analysis job not put back (it returns after its visibility timeout)");
+        }
+    }
+
+    async fn give_up(&self, job: &DialJob, call_id: &str, agent_id: &str, why: &str) {
+        tracing::error!(call_id, attempts = job.attempts, error = %why, "call analysis failed");
+        let events = self.stores.timeline.timeline(&job.tenant_id, call_id).await.unwrap_or_default();
+        let data = json!({"agent_id": agent_id, "error": why, "attempts": job.attempts});
+        if let Err(e) = self.append(&job.tenant_id, call_id, &events, "call_analysis_failed", data).await {
+            tracing::error!(call_id, error = %e, "analysis failure not recorded");
+        }
+        self.ack(job).await;
+    }
+
+    async fn ack(&self, job: &DialJob) {
+        if let Err(e) = self.stores.work.ack(&job.id).await {
+            tracing::warn!(job = %job.id, error = %e, "analysis job not acknowledged");
+        }
+    }
+}
+
+/// The `call.analyzed` webhook payload.
+pub fn hook(call_id: &str, agent_id: &str, a: &CallAnalysis) -> serde_json::Value {
+    json!({"call_id": call_id, "agent_id": agent_id, "summary": a.summary, "extraction": a.extraction, "success": a.success, "success_reason": a.success_reason, "analyzer": a.analyzer})
+}
