@@ -21,7 +21,7 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Cmd {
-    /// Index files (.txt, .md, .html) or directories of them; unchanged documents are skipped.
+    /// Index files (.txt, .md, .html, .pdf) or directories of them; unchanged documents are skipped.
     Ingest {
         /// Files or directories.
         #[arg(required = true)]
@@ -100,7 +100,7 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
             let tenant = tenant.unwrap_or_else(|| cfg.agents.default_tenant.clone());
             let todo = files(&paths)?;
             if todo.is_empty() {
-                anyhow::bail!("no .txt, .md or .html files under {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+                anyhow::bail!("no .txt, .md, .html or .pdf files under {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
             }
             let k = open(&cfg).await?;
             let control = k.stores.control.clone();
@@ -119,35 +119,42 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
             let existing = control.documents(&tenant, &kb.id).await?;
             let bar = indicatif::ProgressBar::new(todo.len() as u64);
             bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
-            let (mut indexed, mut unchanged, mut chunks) = (0, 0, 0);
+            let (mut indexed, mut unchanged, mut skipped, mut chunks) = (0, 0, 0, 0);
             for (path, id) in &todo {
                 bar.set_message(id.clone());
-                let raw = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-                let text = extract(&raw, Format::guess(&path.to_string_lossy())?);
+                let raw = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                let format = Format::detect(&path.to_string_lossy(), &raw)?;
+                // a document without text (empty, a scan, password-protected, damaged) is
+                // skipped with the reason; the others are indexed
+                let doc = match tokio::task::spawn_blocking(move || extract(&raw, format)).await? {
+                    Ok(d) => d,
+                    Err(e) => {
+                        bar.suspend(|| eprintln!("skipped {}: {e} ({})", path.display(), e.code()));
+                        skipped += 1;
+                        bar.inc(1);
+                        continue;
+                    }
+                };
+                let text = doc.text.as_str();
                 let sha: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect();
                 if existing.iter().any(|d| d.id == *id && d.sha256 == sha && d.status == DocumentStatus::Ready) {
                     unchanged += 1;
                     bar.inc(1);
                     continue;
                 }
-                if text.is_empty() {
-                    bar.println(format!("skipped {} (no text)", path.display()));
-                    bar.inc(1);
-                    continue;
-                }
-                let title = raw.lines().map(|l| l.trim().trim_start_matches('#').trim()).find(|l| !l.is_empty()).unwrap_or(id).chars().take(200).collect::<String>();
+                let title = doc.title_or_first_line();
                 let source = path.display().to_string();
                 if existing.iter().any(|d| d.id == *id) {
                     control.delete_document(&tenant, &kb.id, id).await?;
                 }
                 control.add_document(&tenant, &kb.id, NewDocument { id: id.clone(), title: title.clone(), source: source.chars().take(2048).collect(), sha256: sha, chunks: 0 }).await?;
-                chunks += k.index(&tenant, &kb, DocMeta { id, title: &title, source: &source }, &text).await?;
+                chunks += k.index(&tenant, &kb, DocMeta { id, title: &title, source: &source }, text).await?;
                 indexed += 1;
                 bar.inc(1);
             }
             bar.finish_and_clear();
             k.stores.flush().await;
-            println!("knowledge base `{}` (tenant `{tenant}`, {}): {indexed} documents indexed into {chunks} chunks, {unchanged} unchanged", kb.id, kb.embed_model);
+            println!("knowledge base `{}` (tenant `{tenant}`, {}): {indexed} documents indexed into {chunks} chunks, {unchanged} unchanged, {skipped} skipped", kb.id, kb.embed_model);
         }
         Cmd::Search { question, kb, tenant, k: n } => {
             let tenant = tenant.unwrap_or_else(|| cfg.agents.default_tenant.clone());

@@ -1,11 +1,13 @@
-//! Knowledge-base text: documents in several formats become plain text, then overlapping,
-//! de-duplicated chunks with their provenance (which document, which part, where).
+//! Knowledge-base text: documents in several formats (text, Markdown, HTML, PDF) become plain
+//! text, then overlapping, de-duplicated chunks with their provenance (which document, which
+//! part, where).
 
 pub mod chunk;
 pub mod extract;
+pub mod pdf;
 
 pub use chunk::{Chunk, ChunkConfig, chunk};
-pub use extract::{Format, extract};
+pub use extract::{ExtractError, Extracted, Format, extract};
 
 use async_trait::async_trait;
 

@@ -83,11 +83,25 @@ fn kb_ingest_and_search_from_the_command_line() {
     let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/clinic-kb");
     let (ok, out, err) = run(&["--config", c, "kb", "ingest", docs, "--agent", "clinic"]);
     assert!(ok, "{err}");
-    assert!(out.contains("10 documents indexed") && out.contains("0 unchanged"), "{out}");
+    assert!(out.contains("11 documents indexed") && out.contains("0 unchanged, 0 skipped"), "10 Markdown documents and a PDF: {out}");
     let (ok, out, err) = run(&["--config", c, "kb", "ingest", docs, "--agent", "clinic"]);
-    assert!(ok && out.contains("0 documents indexed") && out.contains("10 unchanged"), "{out}{err}");
+    assert!(ok && out.contains("0 documents indexed") && out.contains("11 unchanged"), "{out}{err}");
     let (ok, out, err) = run(&["--config", c, "kb", "search", "--kb", "clinic", "where can I park?"]);
     assert!(ok && out.lines().next().unwrap_or_default().contains("[parking]"), "{out}{err}");
+    let (ok, out, err) = run(&["--config", c, "kb", "search", "--kb", "clinic", "can I bring my dog?"]);
+    assert!(ok && out.lines().next().unwrap_or_default().contains("[visitor-policy]") && out.contains("assistance dogs"), "from the PDF: {out}{err}");
+    // a folder with a damaged PDF: it is skipped with the reason, the rest is indexed
+    let folder = dir.join("docs");
+    std::fs::create_dir_all(folder.join("policies")).unwrap();
+    let pdf = std::fs::read(format!("{docs}/visitor-policy.pdf")).unwrap();
+    std::fs::write(folder.join("policies/Visitors.PDF"), &pdf).unwrap();
+    std::fs::write(folder.join("broken.pdf"), &pdf[..pdf.len() / 3]).unwrap();
+    std::fs::write(folder.join("notes.csv"), "not, a, document").unwrap();
+    let (ok, out, err) = run(&["--config", c, "kb", "ingest", folder.to_str().unwrap(), "--kb", "policies"]);
+    assert!(ok && out.contains("1 documents indexed") && out.contains("1 skipped"), "{out}{err}");
+    assert!(err.contains("broken.pdf") && err.contains("pdf_unreadable"), "{err}");
+    let (ok, out, err) = run(&["--config", c, "kb", "search", "--kb", "policies", "do you have interpreters?"]);
+    assert!(ok && out.lines().next().unwrap_or_default().contains("[policies-visitors]"), "{out}{err}");
     let (ok, _, err) = run(&["--config", c, "kb", "ingest", "/nonexistent/docs", "--kb", "x"]);
     assert!(!ok && err.contains("does not exist"), "{err}");
     let (ok, _, err) = run(&["--config", c, "kb", "ingest", docs]);

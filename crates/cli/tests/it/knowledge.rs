@@ -1,6 +1,6 @@
 //! Knowledge bases on the embedded stores with the on-box embedder (MiniLM): documents uploaded
-//! through the API are chunked, embedded and searchable; replacing and deleting re-index;
-//! retrieval quality on the example clinic documents (`examples/clinic-kb`).
+//! through the API (JSON, or a PDF as the body) are chunked, embedded and searchable; replacing
+//! and deleting re-index; retrieval quality on the example clinic documents (`examples/clinic-kb`).
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use callfunnel_control::{Config, Server};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-async fn start(name: &str) -> (Server, CancellationToken, std::path::PathBuf) {
+fn config(name: &str) -> (Config, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("cf-kb-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut cfg = Config::default();
@@ -18,6 +18,11 @@ async fn start(name: &str) -> (Server, CancellationToken, std::path::PathBuf) {
     cfg.data.dir = dir.clone();
     cfg.data.timeline = "memory".into();
     cfg.agents.dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../agents");
+    (cfg, dir)
+}
+
+async fn start(name: &str) -> (Server, CancellationToken, std::path::PathBuf) {
+    let (cfg, dir) = config(name);
     let stop = CancellationToken::new();
     (Server::start(cfg, stop.clone()).await.unwrap(), stop, dir)
 }
@@ -92,15 +97,16 @@ async fn retrieval_finds_the_answering_document_in_the_top_three() {
     let tenant = s.state.config.agents.default_tenant.clone();
     let control = &s.state.stores.control;
     let kb = control.create_kb(&tenant, "clinic", "Clinic", "minilm-l6-v2", 384).await.unwrap();
-    let mut names: Vec<_> = std::fs::read_dir(kb_dir()).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "md")).collect();
+    let mut names: Vec<_> = std::fs::read_dir(kb_dir()).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "md" || x == "pdf")).collect();
     names.sort();
+    assert!(names.iter().any(|p| p.extension().unwrap() == "pdf"), "the clinic documents include a PDF");
     for p in &names {
         let id = p.file_stem().unwrap().to_str().unwrap().to_string();
-        let raw = std::fs::read_to_string(p).unwrap();
-        let title = raw.lines().next().unwrap().trim_start_matches("# ").to_string();
-        let text = callfunnel_ai::knowledge::extract(&raw, callfunnel_ai::knowledge::Format::Markdown);
-        control.add_document(&tenant, "clinic", callfunnel_data::control::NewDocument { id: id.clone(), title: title.clone(), source: format!("{id}.md"), sha256: "0".repeat(64), chunks: 0 }).await.unwrap();
-        s.state.knowledge.index(&tenant, &kb, DocMeta { id: &id, title: &title, source: &format!("{id}.md") }, &text).await.unwrap();
+        let raw = std::fs::read(p).unwrap();
+        let doc = callfunnel_ai::knowledge::extract(&raw, callfunnel_ai::knowledge::Format::detect(&p.to_string_lossy(), &raw).unwrap()).unwrap();
+        let (title, source) = (doc.title_or_first_line(), p.file_name().unwrap().to_string_lossy().to_string());
+        control.add_document(&tenant, "clinic", callfunnel_data::control::NewDocument { id: id.clone(), title: title.clone(), source: source.clone(), sha256: "0".repeat(64), chunks: 0 }).await.unwrap();
+        s.state.knowledge.index(&tenant, &kb, DocMeta { id: &id, title: &title, source: &source }, &doc.text).await.unwrap();
     }
     let qs: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(kb_dir().join("questions.json")).unwrap()).unwrap();
     let mut misses = Vec::new();
@@ -134,6 +140,84 @@ async fn retrieval_finds_the_answering_document_in_the_top_three() {
     assert!(said.to_lowercase().contains("12 hours") || said.to_lowercase().contains("fasting"), "{said}");
     let said = ask("Can you recommend a good pizza place?").await;
     assert!(said.starts_with("Sorry"), "nothing in the documents: {said}");
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A one-page PDF whose page has a drawing and no text (as a scan has only an image).
+fn drawing_only_pdf() -> Vec<u8> {
+    let content = "0 0 1 rg 72 72 200 100 re f";
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>".to_string(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len() + 1),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 5\n0000000000 65535 f \n{}trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", offsets.iter().map(|o| format!("{o:010} 00000 n \n")).collect::<String>()).bytes());
+    out
+}
+
+/// A PDF sent as the request body is read and indexed (its title from its metadata); a damaged,
+/// password-protected or image-only PDF is refused with its own code and changes nothing, also
+/// when it would replace a document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pdf_uploaded_as_the_body_is_indexed_and_bad_ones_change_nothing() {
+    let (s, stop, dir) = start("pdf").await;
+    let base = format!("http://{}", s.addr);
+    let tenant = s.state.config.agents.default_tenant.clone();
+    let t = s.state.auth.dev.as_ref().unwrap().token("t", Some(&tenant), &["editor"], "voice-api", 600);
+    let http = reqwest::Client::new();
+    assert_eq!(http.post(format!("{base}/v1/knowledge-bases")).bearer_auth(&t).json(&json!({"id": "faq", "name": "FAQ"})).send().await.unwrap().status(), 201);
+    let pdf = std::fs::read(kb_dir().join("visitor-policy.pdf")).unwrap();
+    let send = |method: reqwest::Method, query: &str, ctype: &str, body: Vec<u8>| {
+        let url = format!("{base}/v1/knowledge-bases/faq/documents{query}");
+        http.request(method, url).bearer_auth(&t).header("content-type", ctype).body(body).send()
+    };
+    let r = send(reqwest::Method::POST, "?id=policy&source=visitor-policy.pdf", "application/pdf", pdf.clone()).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let d: Value = r.json().await.unwrap();
+    assert_eq!((d["title"].as_str(), d["source"].as_str()), (Some("Patient and visitor policy"), Some("visitor-policy.pdf")), "{d}");
+    let stored = std::fs::read_to_string(dir.join("kb").join(&tenant).join("faq/policy.txt")).unwrap();
+    assert!(stored.contains("Only trained assistance dogs are allowed inside the clinic."), "the extracted text is kept: {stored}");
+
+    // bad PDFs: coded errors
+    let locked = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../ai/src/knowledge/testdata/locked.pdf")).unwrap();
+    let scan = drawing_only_pdf();
+    for (body, ctype, code) in [(pdf[..pdf.len() / 2].to_vec(), "application/pdf", "pdf_unreadable"), (locked.clone(), "application/octet-stream", "pdf_encrypted"), (scan, "application/pdf", "pdf_no_text"), (b"hello".to_vec(), "image/png", "unsupported_media_type")] {
+        let r = send(reqwest::Method::POST, "?id=bad", ctype, body).await.unwrap();
+        let status = r.status();
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["code"], code, "{e}");
+        assert!(status == 422 || status == 415, "{status}");
+    }
+    let r = send(reqwest::Method::POST, "", "application/pdf", pdf.clone()).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "missing_id");
+    // a bad replacement leaves the document as it was
+    let r = send(reqwest::Method::PUT, "/policy", "application/pdf", locked).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "pdf_encrypted");
+    let mut docs = Value::Null;
+    for _ in 0..300 {
+        docs = http.get(format!("{base}/v1/knowledge-bases/faq/documents")).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
+        if docs["data"][0]["status"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids: Vec<&str> = docs["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["policy"], "{docs}");
+    assert_eq!(docs["data"][0]["status"], "ready", "{docs}");
+    assert!(dir.join("kb").join(&tenant).join("faq/policy.txt").exists());
+    let hits: Value = http.get(format!("{base}/v1/knowledge-bases/faq/search?k=1&q=can%20I%20bring%20my%20dog%3F")).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
+    assert_eq!(hits["data"][0]["doc_id"], "policy", "{hits}");
+    assert!(hits["data"][0]["text"].as_str().unwrap().contains("assistance dogs"), "{hits}");
+    assert_eq!(hits["data"][0]["provenance"]["title"], "Patient and visitor policy");
     stop.cancel();
     let _ = std::fs::remove_dir_all(dir);
 }
