@@ -265,7 +265,11 @@ impl ProviderHub {
                     agent.fallback_model = c.fallback_model.clone();
                 }
                 let client = AnthropicClient::new(self.endpoint(tenant_id, "anthropic", &c.url).await?);
-                Arc::new(BrainChain::new(vec![Arc::new(ClaudeBrain::new(client, *agent).with_tool_http(self.tool_http.clone())), Arc::new(ApologyBrain(APOLOGY.into()))]))
+                let mut claude = ClaudeBrain::new(client, *agent).with_tool_http(self.tool_http.clone());
+                if let Some(k) = self.knowledge_for(tenant_id, agent_id).await {
+                    claude = claude.with_knowledge(k);
+                }
+                Arc::new(BrainChain::new(vec![Arc::new(claude), Arc::new(ApologyBrain(APOLOGY.into()))]))
             }
         };
         let loaded = Arc::new(LoadedAgent { profile: file.profile, brain, analysis: file.analysis, llm });

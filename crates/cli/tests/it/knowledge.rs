@@ -221,3 +221,45 @@ async fn a_pdf_uploaded_as_the_body_is_indexed_and_bad_ones_change_nothing() {
     stop.cancel();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The hub gives a Claude agent the knowledge base named like it: a question its prompt cannot
+/// answer is looked up with `search_knowledge` (here answered by the PDF) and the reply is
+/// spoken from the passage (the Anthropic simulator reads tool results back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claude_agent_answers_from_its_knowledge_base() {
+    let sim = callfunnel_sim::start(callfunnel_sim::Provider::Anthropic, ([127, 0, 0, 1], 0).into(), Default::default()).await.unwrap();
+    let (mut cfg, dir) = config("claude");
+    cfg.providers.anthropic.url = sim.url();
+    let stop = CancellationToken::new();
+    let secrets = std::sync::Arc::new(callfunnel_ai::cloud::StaticSecrets::default().with("anthropic", "sim-key"));
+    let s = Server::start_with(cfg, stop.clone(), secrets).await.unwrap();
+    let tenant = s.state.config.agents.default_tenant.clone();
+    let kb = s.state.stores.control.create_kb(&tenant, "clinic-llm", "Clinic", "minilm-l6-v2", 384).await.unwrap();
+    for file in ["visitor-policy.pdf", "parking.md"] {
+        let raw = std::fs::read(kb_dir().join(file)).unwrap();
+        let doc = callfunnel_ai::knowledge::extract(&raw, callfunnel_ai::knowledge::Format::detect(file, &raw).unwrap()).unwrap();
+        let (id, title) = (file.split('.').next().unwrap(), doc.title_or_first_line());
+        s.state.stores.control.add_document(&tenant, "clinic-llm", callfunnel_data::control::NewDocument { id: id.into(), title: title.clone(), source: file.into(), sha256: "0".repeat(64), chunks: 0 }).await.unwrap();
+        s.state.knowledge.index(&tenant, &kb, DocMeta { id, title: &title, source: file }, &doc.text).await.unwrap();
+    }
+    let brain = s.state.hub.brain(&tenant, "clinic-llm").await.unwrap();
+    let mut session = brain.session(callfunnel_ai::CallContext::default()).await.unwrap();
+    let q = "Can I bring my dog to my appointment?";
+    let history = [callfunnel_ai::Message { role: callfunnel_ai::Role::User, text: q.into(), interrupted: false }];
+    let mut rx = session.respond(callfunnel_ai::TurnInput::UserSaid(q.into()), &history).await.unwrap();
+    let (mut said, mut tools) = (String::new(), Vec::new());
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("turn stalled") {
+        match ev {
+            callfunnel_ai::BrainEvent::Text(t) => said.push_str(&t),
+            callfunnel_ai::BrainEvent::ToolCalled { name, ok, detail } => tools.push((name, ok, detail)),
+            callfunnel_ai::BrainEvent::Failed(e) => panic!("{e}"),
+            _ => {}
+        }
+    }
+    assert_eq!(tools.len(), 1, "{tools:?}");
+    assert_eq!((tools[0].0.as_str(), tools[0].1), ("search_knowledge", true));
+    assert!(tools[0].2.starts_with("[1] From \"Patient and visitor policy\":"), "{tools:?}");
+    assert!(said.contains("Only trained assistance dogs are allowed inside the clinic."), "{said}");
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -2,7 +2,9 @@
 //! TTS as it arrives; tool calls run (in parallel) and their results go back in the next user
 //! message; on overload, timeout or a cut stream the turn moves to the fallback model, which
 //! continues from the words already sent (assistant prefill). Dropping the receiver cancels
-//! the HTTP stream at once.
+//! the HTTP stream at once. With a knowledge base the model may also call `search_knowledge`:
+//! the passages come back as that tool's result, so the system prompt and tools stay the same
+//! bytes on every turn (the prompt cache keeps hitting).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +16,9 @@ use tokio::sync::mpsc;
 
 use super::client::{AnthropicClient, ClientError};
 use super::stream::StreamItem;
-use super::tools::{ToolSpec, run_tool};
+use super::tools::{SEARCH_KNOWLEDGE, ToolSpec, run_tool, search_knowledge, search_knowledge_definition};
 use super::wire::{Block, CacheControl, Request, WireMessage, WireRole, mark_history_cache, normalize};
+use crate::knowledge::KnowledgeSearch;
 use crate::net_guard::ToolHttp;
 use crate::{Brain, BrainEvent, BrainSession, CallContext, Message, ProviderUsage, Result, Role, TurnInput};
 
@@ -72,13 +75,25 @@ pub struct ClaudeBrain {
     client: AnthropicClient,
     agent: Arc<LlmAgent>,
     http: ToolHttp,
+    knowledge: Option<Arc<dyn KnowledgeSearch>>,
 }
 
 impl ClaudeBrain {
     /// With the strict tool network policy ([`ToolHttp::default`]: https only, no private
     /// networks); [`ClaudeBrain::with_tool_http`] sets the configured one.
     pub fn new(client: AnthropicClient, agent: LlmAgent) -> Self {
-        ClaudeBrain { client, agent: Arc::new(agent), http: ToolHttp::default() }
+        ClaudeBrain { client, agent: Arc::new(agent), http: ToolHttp::default(), knowledge: None }
+    }
+
+    /// The agent's knowledge base: the model is offered `search_knowledge` (after the agent's
+    /// own tools), which returns its closest passages. An agent tool of the same name wins.
+    pub fn with_knowledge(mut self, kb: Arc<dyn KnowledgeSearch>) -> Self {
+        if self.agent.tools.iter().any(|t| t.name() == SEARCH_KNOWLEDGE) {
+            tracing::warn!("the agent has its own `{SEARCH_KNOWLEDGE}` tool: its knowledge base is not offered");
+        } else {
+            self.knowledge = Some(kb);
+        }
+        self
     }
 
     /// The client (and network policy) the agent's HTTP tools run on.
@@ -95,7 +110,7 @@ impl Brain for ClaudeBrain {
     }
 
     async fn session(&self, ctx: CallContext) -> Result<Box<dyn BrainSession>> {
-        Ok(Box::new(ClaudeSession { client: self.client.clone(), agent: self.agent.clone(), http: self.http.clone(), ctx, exchanges: Arc::new(Mutex::new(Vec::new())) }))
+        Ok(Box::new(ClaudeSession { client: self.client.clone(), agent: self.agent.clone(), http: self.http.clone(), knowledge: self.knowledge.clone(), ctx, exchanges: Arc::new(Mutex::new(Vec::new())) }))
     }
 }
 
@@ -109,6 +124,7 @@ struct ClaudeSession {
     client: AnthropicClient,
     agent: Arc<LlmAgent>,
     http: ToolHttp,
+    knowledge: Option<Arc<dyn KnowledgeSearch>>,
     ctx: CallContext,
     exchanges: Arc<Mutex<Vec<Exchange>>>,
 }
@@ -153,7 +169,7 @@ impl BrainSession for ClaudeSession {
             TurnInput::Silence => Some("(The caller has been silent for a while.)".into()),
         };
         let messages = self.wire_history(history, extra);
-        let turn = Turn { client: self.client.clone(), agent: self.agent.clone(), http: self.http.clone(), exchanges: self.exchanges.clone(), anchor: history.len(), call_id: self.ctx.call_id.clone() };
+        let turn = Turn { client: self.client.clone(), agent: self.agent.clone(), http: self.http.clone(), knowledge: self.knowledge.clone(), exchanges: self.exchanges.clone(), anchor: history.len(), call_id: self.ctx.call_id.clone() };
         tokio::spawn(async move {
             let tx2 = tx.clone();
             tokio::select! {
@@ -172,6 +188,7 @@ struct Turn {
     client: AnthropicClient,
     agent: Arc<LlmAgent>,
     http: ToolHttp,
+    knowledge: Option<Arc<dyn KnowledgeSearch>>,
     exchanges: Arc<Mutex<Vec<Exchange>>>,
     anchor: usize,
     call_id: String,
@@ -179,7 +196,11 @@ struct Turn {
 
 impl Turn {
     fn request(&self, model: &str, messages: &[WireMessage], prefill: &str) -> Request {
+        // the same tools in the same order on every request: the cached prefix stays identical
         let mut tools: Vec<_> = self.agent.tools.iter().map(ToolSpec::definition).collect();
+        if self.knowledge.is_some() {
+            tools.push(search_knowledge_definition());
+        }
         if let Some(last) = tools.last_mut() {
             last.cache_control = Some(CacheControl::ephemeral());
         }
@@ -227,9 +248,11 @@ impl Turn {
                 assistant.push(Block::text(spoken.trim_end()));
             }
             assistant.extend(tool_uses.iter().map(|(id, name, input)| Block::ToolUse { id: id.clone(), name: name.clone(), input: input.clone() }));
-            let outcomes = futures::future::join_all(tool_uses.iter().map(|(_, name, input)| {
-                let spec = self.agent.tools.iter().find(|t| t.name() == name);
-                run_tool(&self.http, spec, name, input)
+            let outcomes = futures::future::join_all(tool_uses.iter().map(|(_, name, input)| async move {
+                match &self.knowledge {
+                    Some(kb) if name == SEARCH_KNOWLEDGE => search_knowledge(kb.as_ref(), input).await,
+                    _ => run_tool(&self.http, self.agent.tools.iter().find(|t| t.name() == name), name, input).await,
+                }
             }))
             .await;
             let mut results = Vec::new();
@@ -304,5 +327,57 @@ impl Turn {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::{Endpoint, Secret};
+
+    struct EmptyKb;
+
+    #[async_trait]
+    impl KnowledgeSearch for EmptyKb {
+        async fn search(&self, _query: &str, _k: usize) -> Result<Vec<crate::knowledge::Passage>> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn turn(agent: LlmAgent) -> Turn {
+        let b = ClaudeBrain::new(AnthropicClient::new(Endpoint::new("http://127.0.0.1:9", Secret::new("k"))), agent).with_knowledge(Arc::new(EmptyKb));
+        Turn { client: b.client, agent: b.agent, http: b.http, knowledge: b.knowledge, exchanges: Default::default(), anchor: 0, call_id: "c".into() }
+    }
+
+    fn said(role: WireRole, t: &str) -> WireMessage {
+        WireMessage { role, content: vec![Block::text(t)] }
+    }
+
+    #[test]
+    fn search_knowledge_comes_after_the_agents_tools_and_the_cached_prefix_never_changes() {
+        let mut agent = LlmAgent::new("Be brief.");
+        agent.tools = vec![ToolSpec::EndCall { description: None }, ToolSpec::SendDtmf { description: None }];
+        let t = turn(agent);
+        let first = t.request("m", &[said(WireRole::User, "hi")], "");
+        let later = t.request("m", &[said(WireRole::User, "hi"), said(WireRole::Assistant, "Hello."), said(WireRole::User, "Can I bring my dog?")], "");
+        let names: Vec<_> = first.tools.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["end_call", "send_dtmf", "search_knowledge"]);
+        let marked: Vec<bool> = first.tools.iter().map(|d| d.cache_control.is_some()).collect();
+        assert_eq!(marked, [false, false, true], "the breakpoint is on the last tool");
+        let prefix = |r: &Request| serde_json::to_string(&(&r.tools, &r.system)).unwrap();
+        assert_eq!(prefix(&first), prefix(&later));
+        // the retrieved text never goes into the system prompt
+        assert_eq!(serde_json::to_value(&later.system).unwrap()[0]["text"], "Be brief.");
+    }
+
+    #[test]
+    fn an_agent_tool_of_the_same_name_is_not_offered_twice() {
+        let mut agent = LlmAgent::new("Be brief.");
+        agent.tools = vec![ToolSpec::Http { name: "search_knowledge".into(), description: "Our own search".into(), url: "https://kb.example/search".into(), method: "POST".into(), input_schema: serde_json::json!({"type": "object"}), timeout_ms: 1000 }];
+        let t = turn(agent);
+        assert!(t.knowledge.is_none());
+        let req = t.request("m", &[said(WireRole::User, "hi")], "");
+        assert_eq!(req.tools.iter().filter(|d| d.name == "search_knowledge").count(), 1);
+        assert_eq!(req.tools[0].description, "Our own search");
     }
 }

@@ -1,10 +1,14 @@
-//! The tools an LLM agent may call: end the call, transfer it, or an HTTP action.
+//! The tools an LLM agent may call: end the call, transfer it, an HTTP action, and — when the
+//! agent has a knowledge base — `search_knowledge`.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::wire::ToolDef;
 use crate::CallAction;
+use crate::knowledge::KnowledgeSearch;
 use crate::net_guard::ToolHttp;
 
 /// A tool in an agent's configuration.
@@ -123,6 +127,47 @@ async fn http_tool(http: &ToolHttp, url: &str, method: &str, input: &Value, time
     if (200..300).contains(&status) { Ok(text) } else { Err(format!("HTTP {status}: {}", text.chars().take(500).collect::<String>())) }
 }
 
+/// The knowledge tool's name.
+pub const SEARCH_KNOWLEDGE: &str = "search_knowledge";
+/// Passages a knowledge search returns.
+pub const KNOWLEDGE_PASSAGES: usize = 3;
+const KNOWLEDGE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `search_knowledge`: offered (after the agent's own tools) when the agent has a knowledge base.
+pub fn search_knowledge_definition() -> ToolDef {
+    ToolDef {
+        name: SEARCH_KNOWLEDGE.into(),
+        description: "Search the business's knowledge base (its own documents: policies, opening hours, prices, services, directions, FAQs) for passages that answer the caller's question. \
+            Use it whenever the caller asks something your instructions do not answer, before saying you don't know. \
+            Returns up to 3 passages, best match first, each with the document it comes from. Answer from the passages only, briefly and in your own words; if none answers the question, say you don't know."
+            .into(),
+        input_schema: json!({"type": "object", "properties": {
+            "query": {"type": "string", "description": "What to look for: the caller's question as a short, self-contained query, e.g. \"interpreter for a Spanish speaker\""}},
+            "required": ["query"]}),
+        cache_control: None,
+    }
+}
+
+/// Runs `search_knowledge`: the closest passages as the tool result (never the system prompt),
+/// each named by its document; a bad query or a failed search is an error result the model sees.
+pub async fn search_knowledge(kb: &dyn KnowledgeSearch, input: &Value) -> ToolOutcome {
+    let err = |content: String| ToolOutcome { content, is_error: true, action: None };
+    let query = match input.get("query").and_then(Value::as_str).map(str::trim) {
+        Some(q) if !q.is_empty() => q.chars().take(500).collect::<String>(),
+        _ => return err("`query` must be a non-empty string".into()),
+    };
+    let passages = match tokio::time::timeout(KNOWLEDGE_TIMEOUT, kb.search(&query, KNOWLEDGE_PASSAGES)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return err(format!("the knowledge base could not be searched: {e}")),
+        Err(_) => return err(format!("the knowledge base did not answer within {} s", KNOWLEDGE_TIMEOUT.as_secs())),
+    };
+    if passages.is_empty() {
+        return ToolOutcome { content: "The knowledge base has nothing on this.".into(), is_error: false, action: None };
+    }
+    let content = passages.iter().enumerate().map(|(i, p)| format!("[{}] From \"{}\": {}", i + 1, p.source, p.text.trim())).collect::<Vec<_>>().join("\n\n");
+    ToolOutcome { content, is_error: false, action: None }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +243,37 @@ mod tests {
         let o = run_tool(&local, Some(&spec), "book", &json!({"day": "monday"})).await;
         assert!(!o.is_error && o.content == "booked", "{}", o.content);
         assert!(server.await.unwrap().starts_with("POST /book "));
+    }
+
+    struct FakeKb(std::result::Result<Vec<crate::knowledge::Passage>, String>);
+
+    #[async_trait::async_trait]
+    impl KnowledgeSearch for FakeKb {
+        async fn search(&self, query: &str, k: usize) -> crate::Result<Vec<crate::knowledge::Passage>> {
+            assert_eq!(k, KNOWLEDGE_PASSAGES);
+            match &self.0 {
+                Ok(p) => Ok(p.iter().filter(|p| p.text.to_lowercase().contains(&query.to_lowercase()[..4])).cloned().collect()),
+                Err(e) => Err(crate::AiError::Provider { provider: "knowledge", message: e.clone() }),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn knowledge_search_returns_passages_with_their_documents() {
+        let p = |text: &str, source: &str| crate::knowledge::Passage { text: text.into(), source: source.into(), score: 0.5 };
+        let kb = FakeKb(Ok(vec![p("Free interpreters in 40 languages. ", "Visitor policy"), p("Interpreters for sign language too.", "Services")]));
+        let o = search_knowledge(&kb, &json!({"query": "interpreter for Spanish"})).await;
+        assert!(!o.is_error && o.action.is_none());
+        assert_eq!(o.content, "[1] From \"Visitor policy\": Free interpreters in 40 languages.\n\n[2] From \"Services\": Interpreters for sign language too.");
+        let o = search_knowledge(&kb, &json!({"query": "pizza"})).await;
+        assert_eq!((o.is_error, o.content.as_str()), (false, "The knowledge base has nothing on this."));
+        for bad in [json!({}), json!({"query": "  "}), json!({"query": 7})] {
+            let o = search_knowledge(&kb, &bad).await;
+            assert!(o.is_error && o.content.contains("`query`"), "{bad}: {}", o.content);
+        }
+        let o = search_knowledge(&FakeKb(Err("qdrant down".into())), &json!({"query": "hours"})).await;
+        assert!(o.is_error && o.content.contains("qdrant down"), "{}", o.content);
+        let d = search_knowledge_definition();
+        assert_eq!((d.name.as_str(), &d.input_schema["required"]), (SEARCH_KNOWLEDGE, &json!(["query"])));
     }
 }
