@@ -6,6 +6,7 @@ mod kb;
 mod logging;
 mod models;
 mod report;
+mod rulebook;
 mod serve;
 mod token;
 mod vad;
@@ -46,6 +47,8 @@ enum Command {
     Kb(kb::Args),
     /// Mint an API access token with the built-in dev issuer.
     Token(token::Args),
+    /// Lint a rule-book, or draft one from a business's documents with Claude.
+    Rulebook(rulebook::Args),
     /// Run a provider simulator (deepgram, anthropic, cartesia, sarvam, voyage) for tests and load.
     Sim(callfunnel_sim::cli::SimArgs),
 }
@@ -66,6 +69,7 @@ fn main() -> std::process::ExitCode {
             Command::Call(a) => call::run(a, cli.config.as_deref()).await,
             Command::Token(a) => token::run(a, cli.config.as_deref()),
             Command::Kb(a) => kb::run(a, cli.config.as_deref()).await,
+            Command::Rulebook(a) => rulebook::run(a, cli.config.as_deref()).await,
             Command::Demo(a) => demo::run(a, cli.config.as_deref()).await,
             Command::Vad(a) => vad::run(a, cli.config.as_deref()).await,
             Command::Models(a) => models::run(a, cli.config.as_deref()).await,

@@ -7,5 +7,6 @@ mod cli;
 mod control_plane;
 mod demo;
 mod knowledge;
+mod rulebook;
 mod stores;
 mod telephony;
