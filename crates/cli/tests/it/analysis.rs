@@ -129,6 +129,28 @@ async fn a_finished_call_is_analyzed_stored_and_announced() {
     let detail: Value = rig.http.get(format!("{}/v1/calls/{id}", rig.base)).send().await.unwrap().json().await.unwrap();
     let n = detail["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "call_analyzed").count();
     assert_eq!((n, got.lock().len()), (1, 1));
+    // a call that ended while no queue was there (a restart) is found by the sweep
+    let tenant = rig.server.state.config.agents.default_tenant.clone();
+    let now = chrono::Utc::now().timestamp_millis() as u64;
+    let ev = |at: u64, kind: &str, data: Value| TimelineEvent::new(at, now + at, kind, data);
+    let lost = [
+        ev(0, "call_started", json!({"agent_id": "clinic"})),
+        ev(900, "transcript", json!({"text": "What are your opening hours?"})),
+        ev(1500, "intent", json!({"name": "opening_hours", "score": 0.9})),
+        ev(3000, "call_ended", json!({"end": "caller_hung_up"})),
+    ];
+    rig.server.state.stores.timeline.append(&tenant, "c-lost-1", &lost).await.unwrap();
+    for _ in 0..100 {
+        // the write buffer ships it to the store (the call list reads the store)
+        if rig.server.state.stores.timeline.calls(&tenant, 50).await.unwrap().iter().any(|c| c.call_id == "c-lost-1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rig.server.state.calls.post_call.sweep().await, 1, "only the unanalyzed call");
+    let a = analysis_done(&rig.http, &rig.base, "c-lost-1").await;
+    assert_eq!((a["status"].as_str(), a["success"].as_bool(), a["extraction"]["outcome"].as_str()), (Some("done"), Some(true), Some("hours")), "{a}");
+    assert_eq!(rig.server.state.calls.post_call.sweep().await, 0);
     // another tenant cannot read it
     let other = rig.server.state.auth.dev.as_ref().unwrap().token("test", Some("globex"), &["tenant-admin"], &rig.server.state.config.auth.audience, 600);
     rig.server.state.stores.control.ensure_tenant("globex", "Globex").await.unwrap();

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use callfunnel_ai::analysis::{AnalysisError, CallAnalysis};
 use callfunnel_data::TimelineEvent;
-use callfunnel_data::hot::{DialJob, NewDialJob};
+use callfunnel_data::hot::{DialJob, NewDialJob, RateDecision};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,10 @@ const GROUP: &str = "analysis";
 pub const MAX_ATTEMPTS: u32 = 6;
 /// A taken job comes back to the queue after this if its worker says nothing (crash).
 const VISIBILITY: Duration = Duration::from_secs(300);
+/// A call is queued at most once in this long.
+const ONCE_PER: Duration = Duration::from_secs(24 * 3600);
+/// The startup sweep looks this far back for ended calls never analyzed.
+const SWEEP_WINDOW_MS: u64 = 48 * 3600 * 1000;
 /// Timeline events that settle a call's analysis.
 pub const DONE_KINDS: [&str; 2] = ["call_analyzed", "call_analysis_failed"];
 
@@ -53,19 +57,63 @@ impl PostCall {
         p
     }
 
-    /// Queues the analysis of a call that ended.
-    pub async fn enqueue(&self, tenant_id: &str, call_id: &str, agent_id: &str) {
+    /// Queues the analysis of a call that ended (once a day at most per call: a second
+    /// enqueue — a restarted node's sweep, a retried webhook — is dropped).
+    pub async fn enqueue(&self, tenant_id: &str, call_id: &str, agent_id: &str) -> bool {
+        match self.stores.work.rate_check(&format!("analysis.{call_id}"), 1, ONCE_PER).await {
+            Ok(RateDecision::Denied { .. }) => {
+                tracing::debug!(call_id, "analysis already queued");
+                return false;
+            }
+            Ok(RateDecision::Allowed { .. }) => {}
+            Err(e) => tracing::warn!(call_id, error = %e, "analysis dedupe unavailable; queueing anyway"),
+        }
         let job = NewDialJob { tenant_id: tenant_id.into(), campaign_id: GROUP.into(), payload: json!({"call_id": call_id, "agent_id": agent_id}), not_before: None };
         match self.stores.work.enqueue(job).await {
             Ok(id) => {
                 tracing::debug!(call_id, job = %id, "analysis queued");
                 self.wake.notify_one();
+                true
             }
-            Err(e) => tracing::error!(call_id, error = %e, "analysis not queued"),
+            Err(e) => {
+                tracing::error!(call_id, error = %e, "analysis not queued");
+                false
+            }
         }
     }
 
+    /// Queues every call of the last two days that ended without an analysis (a queue kept
+    /// in memory dies with its process; a Redis queue may have been flushed). Runs when the
+    /// worker starts. Returns how many it queued.
+    pub async fn sweep(&self) -> usize {
+        let tenants = match self.stores.control.tenants().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "analysis sweep: tenants unreadable");
+                return 0;
+            }
+        };
+        let since = unix_ms().saturating_sub(SWEEP_WINDOW_MS);
+        let mut queued = 0;
+        for t in tenants {
+            let calls = self.stores.timeline.calls(&t.id, 500).await.unwrap_or_default();
+            for c in calls.into_iter().filter(|c| c.ended && c.started_unix_ms >= since) {
+                let events = self.stores.timeline.timeline(&t.id, &c.call_id).await.unwrap_or_default();
+                if events.iter().any(|e| DONE_KINDS.contains(&e.kind.as_str())) {
+                    continue;
+                }
+                let Some(agent) = events.iter().find(|e| e.kind == "call_started").and_then(|e| e.data["agent_id"].as_str()) else { continue };
+                queued += usize::from(self.enqueue(&t.id, &c.call_id, agent).await);
+            }
+        }
+        if queued > 0 {
+            tracing::info!(queued, "analysis sweep: calls left unanalyzed were queued");
+        }
+        queued
+    }
+
     async fn worker(self: Arc<Self>, shutdown: CancellationToken) {
+        self.sweep().await;
         loop {
             let job = match self.stores.work.dequeue(&self.stores.node_id, VISIBILITY).await {
                 Ok(j) => j,
