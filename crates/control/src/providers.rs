@@ -277,10 +277,6 @@ impl ProviderHub {
         Ok(loaded)
     }
 
-    async fn stt_member(&self, tenant_id: &str, name: &str, local: &LocalModels) -> anyhow::Result<Arc<dyn SpeechToText>> {
-        let c = &self.config;
-        Ok(match name {
-            "local" => local.stt.clone(),
     /// The post-call analyzer of an agent and what it should extract: Claude (the tenant's
     /// key, an offline client) for LLM agents or `[analysis] provider = "anthropic"`, else the
     /// local one. `None` when the agent turned analysis off.
@@ -302,6 +298,10 @@ impl ProviderHub {
         Ok(Some((analyzer, spec)))
     }
 
+    async fn stt_member(&self, tenant_id: &str, name: &str, local: &LocalModels) -> anyhow::Result<Arc<dyn SpeechToText>> {
+        let c = &self.config;
+        Ok(match name {
+            "local" => local.stt.clone(),
             "deepgram" => Arc::new(DeepgramStt::new(self.endpoint(tenant_id, name, &c.deepgram.url).await?, DeepgramConfig { model: c.deepgram.model.clone(), ..Default::default() })),
             "sarvam" => Arc::new(SarvamStt::new(self.endpoint(tenant_id, name, &c.sarvam.url).await?, SarvamSttConfig { model: c.sarvam.stt_model.clone(), mode: c.sarvam.stt_mode.clone(), ..Default::default() })),
             other => anyhow::bail!("unknown speech-to-text provider `{other}`"),
