@@ -218,6 +218,13 @@ async fn a_pdf_uploaded_as_the_body_is_indexed_and_bad_ones_change_nothing() {
     assert_eq!(hits["data"][0]["doc_id"], "policy", "{hits}");
     assert!(hits["data"][0]["text"].as_str().unwrap().contains("assistance dogs"), "{hits}");
     assert_eq!(hits["data"][0]["provenance"]["title"], "Patient and visitor policy");
+    // a real-sized file passes the general 64 KiB body limit; other routes keep it
+    let big: String = (0..3000).map(|i| format!("Paragraph {i}: the clinic keeps records for seven years.\n\n")).collect();
+    assert!(big.len() > 150_000);
+    let r = send(reqwest::Method::POST, "?id=records&source=records.md", "text/markdown", big.into_bytes()).await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = http.post(format!("{base}/v1/agents")).bearer_auth(&t).header("content-type", "application/json").body(vec![b' '; 100_000]).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.json::<Value>().await.unwrap()["code"].as_str().map(str::to_string)), (413, Some("body_too_large".into())));
     stop.cancel();
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,5 +1,6 @@
 //! The HTTP/WebSocket server: carrier webhooks and media streams, health, and the call API.
 
+mod body_limit;
 mod dev_oidc;
 mod error;
 mod exotel;
@@ -105,7 +106,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::routes())
         .merge(dev_oidc::routes())
         .merge(recordings::routes())
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .layer(axum::middleware::from_fn(body_limit::body_limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
