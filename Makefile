@@ -39,6 +39,7 @@ models: build
 test: setup
 	scripts/sdk-venv.sh
 	scripts/services.sh up
+	scripts/check-deploy.sh
 	cargo build --workspace --locked --tests --bins
 	$(DEBUG_BIN) models fetch
 	cargo test --workspace --locked
