@@ -236,26 +236,51 @@ fn unfenced(reply: &str) -> String {
     body.join("\n") + "\n"
 }
 
-/// The same rule-book in the other format (comments are lost).
+/// The same rule-book in the other format (comments are lost; fields in the schema's order).
 pub fn convert(text: &str, from: BookFormat, to: BookFormat) -> Result<String, String> {
-    let mut v: serde_json::Value = match from {
+    let mut v: serde_yaml_ng::Value = match from {
         BookFormat::Toml => toml::from_str(text).map_err(|e| e.to_string())?,
         BookFormat::Yaml => serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?,
     };
     drop_nulls(&mut v);
+    in_schema_order(&mut v);
     match to {
         BookFormat::Toml => toml::to_string(&v).map_err(|e| e.to_string()),
         BookFormat::Yaml => serde_yaml_ng::to_string(&v).map_err(|e| e.to_string()),
     }
 }
 
-fn drop_nulls(v: &mut serde_json::Value) {
+/// TOML has no null: an absent field means the same.
+fn drop_nulls(v: &mut serde_yaml_ng::Value) {
     match v {
-        serde_json::Value::Object(o) => {
-            o.retain(|_, x| !x.is_null());
-            o.values_mut().for_each(drop_nulls);
+        serde_yaml_ng::Value::Mapping(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        serde_yaml_ng::Value::Sequence(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+/// Fields as the schema lists them (TOML parsing sorts them), so a converted rule-book reads
+/// like a written one; an action's `body` is left as it is.
+fn in_schema_order(v: &mut serde_yaml_ng::Value) {
+    const ORDER: [&str; 29] = [
+        "name", "kind", "greeting", "fallback", "max_fallbacks", "knowledge_fallback", "silence", "match_threshold", "escalate", "dtmf", "intent",
+        "examples", "keywords", "slot", "prompt", "confirm", "declined", "reply", "method", "url", "body", "timeout_ms", "to", "say", "warm", "digits", "min_score", "action", "on_error",
+    ];
+    match v {
+        serde_yaml_ng::Value::Mapping(m) => {
+            let mut entries: Vec<(serde_yaml_ng::Value, serde_yaml_ng::Value)> = std::mem::take(m).into_iter().collect();
+            entries.sort_by_key(|(k, _)| k.as_str().and_then(|k| ORDER.iter().position(|o| *o == k)).unwrap_or(ORDER.len()));
+            for (k, x) in entries.iter_mut() {
+                if k.as_str() != Some("body") {
+                    in_schema_order(x);
+                }
+            }
+            *m = entries.into_iter().collect();
+        }
+        serde_yaml_ng::Value::Sequence(a) => a.iter_mut().for_each(in_schema_order),
         _ => {}
     }
 }
@@ -281,7 +306,7 @@ How a call runs:
 - Slot kinds: name, date, time, number, phone, yes_no, text (free text).
 - When nothing matches, the n-th miss in a row says the n-th `fallback` line; after `max_fallbacks` misses in a row, `escalate` runs (a transfer to a person, or end_call). `silence` is said when the caller says nothing.
 - `dtmf` maps keypad entries ("0", "1", ...) to intents.
-- Actions: `http` (calls the business's system; `{{http.FIELD}}` in the reply is a field of its JSON answer), `transfer` (to an E.164 number or a SIP URI; `warm = true` briefs the person first), `end_call`, `send_dtmf`, `knowledge` (answers from the business's documents, indexed as its knowledge base: `{{knowledge}}` in the reply is the answer).
+- Actions: `http` (calls the business's system; `{{http.FIELD}}` in the reply is a field of its JSON answer), `transfer` (to an E.164 number or a SIP URI; `warm` true briefs the person first), `end_call`, `send_dtmf`, `knowledge` (answers from the business's documents, indexed as its knowledge base: `{{knowledge}}` in the reply is the answer).
 - `knowledge_fallback` (0 to 1): when no intent matches, answer from the documents if a passage is at least this similar; 0.45 works well.
 
 Templates: `greeting`, `reply`, `confirm`, a transfer's `say` and an http action's `url` and `body` may hold placeholders: `{{slot}}` (a slot of the same intent), `{{http.FIELD}}` (in the reply of an intent with an http action), `{{knowledge}}` (knowledge action), `{{caller}}`, `{{call_id}}`, `{{env.NAME}}` (a setting of the deployment). Every other line (fallback, silence, prompts, declined, on_error, escalate's say) is spoken exactly as written: never put a placeholder there.

@@ -42,6 +42,15 @@ fn an_answer_in_the_other_format_is_converted() {
     RuleBook::from_toml_str(&text).unwrap();
     let (text, ..) = check(&format!("```\n{SMALL}```"), &opts(BookFormat::Yaml)).unwrap();
     RuleBook::from_yaml_str(&text).unwrap();
+    // YAML in any order, with nulls, still makes TOML
+    let shuffled = "intent:\n- name: hours\n  confirm: null\n  examples: [when are you open]\n  reply: Nine to five.\n  action: {kind: end_call}\nfallback: [Sorry?]\nname: Acme\ngreeting: Hello.\n";
+    let toml = convert(shuffled, BookFormat::Yaml, BookFormat::Toml).unwrap();
+    let b = RuleBook::from_toml_str(&toml).unwrap();
+    assert!(b.intents[0].confirm.is_none() && matches!(b.intents[0].action, Some(super::super::Action::EndCall)), "{toml}");
+    // fields in the schema's order
+    let yaml = convert(SMALL, BookFormat::Toml, BookFormat::Yaml).unwrap();
+    assert_eq!(yaml, "name: Acme\ngreeting: Hello, Acme.\nfallback:\n- Sorry, I can tell you our hours.\nintent:\n- name: hours\n  examples:\n  - when are you open\n  reply: Nine to five.\n");
+    assert!(toml.starts_with("name = \"Acme\"\ngreeting = \"Hello.\"\n"), "{toml}");
 }
 
 #[test]
