@@ -10,7 +10,6 @@ mod tts;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -20,17 +19,16 @@ pub use brain::{ApologyBrain, BrainChain};
 pub use stt::SttChain;
 pub use tts::TtsChain;
 
-static FAILOVERS: LazyLock<Mutex<BTreeMap<String, u64>>> = LazyLock::new(Default::default);
-
-/// Logs and counts one failover (`capability`: `stt`, `tts`, `brain`, `anthropic`, ...).
+/// Logs and counts one failover (`capability`: `stt`, `tts`, `brain`, `anthropic`, ...) in
+/// `callfunnel_provider_failovers_total`.
 pub fn count_failover(capability: &str, from: &str, to: &str) {
     tracing::warn!(capability, from, to, "provider failover");
-    *FAILOVERS.lock().entry(format!("{capability}:{from}->{to}")).or_default() += 1;
+    callfunnel_metrics::PROVIDER_FAILOVERS.inc([capability, from, to]);
 }
 
-/// Failovers so far, keyed `capability:from->to` (for metrics and tests).
+/// Failovers so far, keyed `capability:from->to` (for tests).
 pub fn failover_counts() -> BTreeMap<String, u64> {
-    FAILOVERS.lock().clone()
+    callfunnel_metrics::PROVIDER_FAILOVERS.snapshot().into_iter().map(|([c, f, t], n)| (format!("{c}:{f}->{t}"), n)).collect()
 }
 
 /// A circuit breaker: after `threshold` consecutive failures the provider is skipped for
@@ -81,7 +79,14 @@ impl Breaker {
         s.open_until = None;
     }
 
+    /// A failure while the provider was in use (counted as `in_call`).
     pub fn failure(&self) {
+        self.failed("in_call");
+    }
+
+    /// A failure of `kind` (`open`, `in_call`), counted in `callfunnel_provider_errors_total`.
+    fn failed(&self, kind: &str) {
+        callfunnel_metrics::PROVIDER_ERRORS.inc([&self.name, kind]);
         let mut s = self.state.lock();
         s.failures += 1;
         if s.failures >= self.threshold {
@@ -148,7 +153,7 @@ impl<P: ?Sized + Named> Members<P> {
                 Ok(s) => return Some((k, i, s)),
                 Err(e) => {
                     tracing::warn!(capability, provider = p.provider_name(), error = %e, "provider failed to open a stream");
-                    b.failure();
+                    b.failed("open");
                 }
             }
         }
@@ -185,6 +190,19 @@ mod tests {
         assert!(!b.allow(), "only one trial at a time");
         b.success();
         assert!(b.allow() && !b.is_open());
+    }
+
+    #[test]
+    fn failures_and_failovers_are_counted_with_labels() {
+        let b = Breaker::new("metrics-test");
+        b.failure();
+        b.failure();
+        b.failed("open");
+        let errors = |kind| callfunnel_metrics::PROVIDER_ERRORS.get(["metrics-test", kind]);
+        assert_eq!((errors("in_call"), errors("open")), (2, 1));
+        count_failover("stt", "metrics-a", "metrics-b");
+        assert_eq!(callfunnel_metrics::PROVIDER_FAILOVERS.get(["stt", "metrics-a", "metrics-b"]), 1);
+        assert_eq!(failover_counts()["stt:metrics-a->metrics-b"], 1);
     }
 
     #[test]
