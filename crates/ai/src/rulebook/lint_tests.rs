@@ -240,3 +240,19 @@ fn agent_sections_are_not_rule_book_fields() {
     let yaml = "profile:\n  voice: joe\nname: x\ngreeting: Hello there.\nfallback: [Sorry?]\nintent:\n- name: hours\n  examples: [when are you open]\n  reply: Nine to five.\n";
     assert_eq!(lint_text(yaml, BookFormat::Yaml, &LintOptions::default()).1, []);
 }
+
+#[test]
+fn smaller_settings_that_would_misbehave() {
+    let cases = [
+        (edit("fallback = [", "max_fallbacks = 0\nfallback = ["), Severity::Warning, "max_fallbacks", "first miss escalates"),
+        (edit("fallback = [", "knowledge_fallback = 1.5\nfallback = ["), Severity::Error, "knowledge_fallback", "not in 0..1"),
+        (edit("url = \"https://bookings.example.com/repairs\"", "url = \"https://bookings.example.com/repairs\"\ntimeout_ms = 20000"), Severity::Warning, "intent.repair.action.timeout_ms", "too long for a caller"),
+        (edit("\"book a repair\"", "\"book a repair\", \" \""), Severity::Error, "intent.repair.examples", "is empty"),
+        (edit("\"book a repair\"", "\"book a repair\", \"Book a repair!\""), Severity::Warning, "intent.repair.examples", "repeats another example"),
+    ];
+    for (text, severity, at, msg) in cases {
+        let (s, got, m) = only(&text);
+        assert_eq!((s, got.as_str()), (severity, at), "{m}");
+        assert!(m.contains(msg), "{at}: {m}");
+    }
+}
