@@ -7,6 +7,7 @@ mod cli;
 mod control_plane;
 mod demo;
 mod knowledge;
+mod metrics;
 mod rulebook;
 mod stores;
 mod telephony;

@@ -174,6 +174,7 @@ impl PostCall {
                 if let Err(e) = self.append(tenant, &call_id, &events, "call_analyzed", data).await {
                     return self.retry(job, &call_id, &format!("result not stored: {e}")).await;
                 }
+                callfunnel_metrics::ANALYSIS.inc(["done"]);
                 self.webhooks.emit(tenant, "call.analyzed", hook(&call_id, &agent_id, &analysis)).await;
                 self.ack(job).await;
             }
@@ -195,6 +196,7 @@ impl PostCall {
             return self.give_up(job, call_id, &agent_id, &format!("{why} (after {} attempts)", job.attempts)).await;
         }
         let wait = self.base_backoff.saturating_mul(1 << job.attempts.saturating_sub(1).min(10)).min(Duration::from_secs(300));
+        callfunnel_metrics::ANALYSIS.inc(["retry"]);
         tracing::warn!(call_id, attempt = job.attempts, retry_in_ms = wait.as_millis() as u64, error = %why, "analysis failed; retrying");
         if let Err(e) = self.stores.work.nack(&job.id, Some(SystemTime::now() + wait)).await {
             tracing::error!(call_id, error = %e, "analysis job not put back (it returns after its visibility timeout)");
@@ -202,6 +204,7 @@ impl PostCall {
     }
 
     async fn give_up(&self, job: &DialJob, call_id: &str, agent_id: &str, why: &str) {
+        callfunnel_metrics::ANALYSIS.inc(["failed"]);
         tracing::error!(call_id, attempts = job.attempts, error = %why, "call analysis failed");
         let events = self.stores.timeline.timeline(&job.tenant_id, call_id).await.unwrap_or_default();
         let data = json!({"agent_id": agent_id, "error": why, "attempts": job.attempts});

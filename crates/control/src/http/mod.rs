@@ -6,6 +6,7 @@ mod error;
 mod exotel;
 mod health;
 mod media;
+mod metrics;
 pub mod outbound;
 mod recordings;
 mod twilio;
@@ -101,6 +102,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(metrics::routes())
         .merge(twilio::routes(state.clone()))
         .merge(exotel::routes())
         .merge(crate::api::routes())

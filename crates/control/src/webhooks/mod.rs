@@ -58,6 +58,7 @@ impl Webhooks {
     /// As [`Webhooks::emit`], in the background (a call's setup never waits on the store).
     pub fn emit_later(self: &Arc<Self>, tenant: &str, event: &'static str, data: Value) {
         let (me, tenant) = (self.clone(), tenant.to_string());
+        if event == "call.ended" { callfunnel_metrics::call_ended(data["direction"].as_str().unwrap_or("unknown"), data["carrier"].as_str().unwrap_or("unknown"), data["end"]["end"].as_str().unwrap_or("unknown")) }
         tokio::spawn(async move { me.emit(&tenant, event, data).await });
     }
 
@@ -159,6 +160,7 @@ impl Webhooks {
                 }
             }
         }
+        callfunnel_metrics::WEBHOOK_DELIVERIES.inc([match d.status { DeliveryStatus::Delivered => "delivered", DeliveryStatus::Failed => "failed", DeliveryStatus::Pending => "retry" }]);
         tracing::debug!(delivery = d.id, status = %d.status, attempts = d.attempts, "webhook attempt");
         if let Err(e) = self.control.save_delivery(&d).await {
             tracing::warn!(delivery = d.id, error = %e, "webhook delivery outcome not saved");
