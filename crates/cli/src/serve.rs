@@ -23,6 +23,8 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
     if let Some(h) = args.public_host {
         cfg.server.public_host = h;
     }
+    // the handlers first: a SIGTERM that comes while we start must drain, not kill
+    let mut signals = Signals::new()?;
     let shutdown = CancellationToken::new();
     let server = Server::start(cfg, shutdown.clone()).await?;
     let missing = server.state.hub.missing();
@@ -30,18 +32,51 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
         tracing::warn!(?missing, "models missing: calls will fail until `callfunnel models fetch` is run");
     }
     tracing::info!(addr = %server.addr, ready_ms = started.elapsed().as_millis() as u64, "callfunnel serving");
-    let stop = shutdown.clone();
+    // SIGTERM or Ctrl-C: drain (live calls finish, bounded by [server] drain_timeout_s);
+    // a second signal stops at once.
+    let drainer = server.state.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-        stop.cancel();
+        signals.next().await;
+        tracing::info!("signal: draining (a second signal stops at once)");
+        let second = drainer.shutdown.clone();
+        tokio::spawn(async move {
+            signals.next().await;
+            tracing::warn!("second signal: stopping now");
+            second.cancel();
+        });
+        let r = drainer.drain().await;
+        tracing::info!(live_at_start = r.live_at_start, cut = r.cut, waited_ms = r.waited.as_millis() as u64, "drained");
     });
-    let stores = server.state.stores.clone();
+    let state = server.state.clone();
     server.task.await??;
-    // Calls have ended: ship what the timeline buffer still holds (what cannot be shipped
-    // now stays in its log on disk and ships at the next start).
-    if tokio::time::timeout(std::time::Duration::from_secs(10), stores.flush()).await.is_err() {
-        tracing::warn!("timeline buffer not drained within 10 s; the rest ships at the next start");
-    }
+    // Calls have ended: wait for their uploads and ledger lines, ship the timeline buffer (what
+    // cannot be shipped now stays in its log on disk and ships at the next start).
+    state.finish(std::time::Duration::from_secs(30)).await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGTERM (what orchestrators send) and Ctrl-C.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -22,6 +22,9 @@ pub struct CallData {
     /// Where recordings wait for their upload when they go to S3.
     pub spool: PathBuf,
     pub keep_local: bool,
+    /// Work a call leaves behind (recording uploads, ledger writes): a draining node waits
+    /// for it before it exits.
+    pub background: tokio_util::task::TaskTracker,
 }
 
 /// Where a call's tap writes, and (S3) the signal that ends its upload.
@@ -76,7 +79,7 @@ impl CallData {
         let (store, timeline) = (self.stores.recordings.clone(), self.stores.timeline.clone());
         let (tenant, call, file) = (tenant_id.to_string(), call_id.to_string(), path.clone());
         let opts = UploadOptions { delete_local: !self.keep_local, ..UploadOptions::default() };
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             let done = async move {
                 let _ = rx.await;
             };
@@ -115,7 +118,7 @@ impl CallData {
         let records = usage_records(tenant_id, call_id, usage, unix_ms() as i64);
         let control = self.stores.control.clone();
         let call = call_id.to_string();
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             for r in records {
                 let mut wait = Duration::from_millis(200);
                 for attempt in 1..=5 {

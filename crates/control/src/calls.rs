@@ -184,7 +184,7 @@ impl Calls {
     /// Appends an event to a call's timeline from outside the call (carrier callbacks): in the
     /// timeline of the tenant the call was planned for, else of the default tenant.
     pub async fn record(&self, call_id: &str, kind: &str, data: serde_json::Value) {
-        let tenant = self.tenant_of(call_id);
+        let tenant = self.tenant_of(call_id).await;
         let e = TimelineEvent::new(0, unix_ms(), kind, data);
         if let Err(err) = self.store.append(&tenant, call_id, &[e]).await {
             tracing::error!(tenant, call_id, kind, error = %err, "timeline write failed");
@@ -192,8 +192,11 @@ impl Calls {
     }
 
     /// Whose call this is, as far as this node knows.
-    pub fn tenant_of(&self, call_id: &str) -> String {
-        self.registry.plans.owner(call_id).or_else(|| self.registry.get_active(call_id).map(|a| a.tenant_id)).unwrap_or_else(|| self.config.agents.default_tenant.clone())
+    pub async fn tenant_of(&self, call_id: &str) -> String {
+        if let Some(t) = self.registry.plans.owner(call_id).or_else(|| self.registry.get_active(call_id).map(|a| a.tenant_id)) {
+            return t;
+        }
+        self.registry.plans.owner_shared(call_id).await.unwrap_or_else(|| self.config.agents.default_tenant.clone())
     }
 
     /// Which tenant and agent answer calls to `to`: the `[[numbers]]` table, then the numbers
@@ -229,7 +232,7 @@ impl Calls {
     /// The plan for a stream that arrived: ours if a webhook or the API made one, else routed
     /// by the number called.
     async fn plan_for(&self, call_id: &str, start: &CallStart) -> Option<CallPlan> {
-        if let Some(p) = self.registry.plans.get(call_id) {
+        if let Some(p) = self.registry.plans.lookup(call_id).await {
             return Some(p);
         }
         match self.route(&start.to).await {

@@ -66,6 +66,10 @@ pub struct ServerConfig {
     pub public_ws_scheme: String,
     /// Load the models when the server starts (in the background) instead of on the first call.
     pub preload_models: bool,
+    /// On SIGTERM the node drains: not ready, no new calls, live calls finish; after this long
+    /// the calls still running are ended (keep it ≥ the longest call and ≤ the orchestrator's
+    /// grace period, e.g. Kubernetes `terminationGracePeriodSeconds`).
+    pub drain_timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,7 +103,7 @@ pub struct AgentsConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: ([127, 0, 0, 1], 8080).into(), public_host: "localhost:8080".into(), public_ws_scheme: "wss".into(), preload_models: true }
+        ServerConfig { listen: ([127, 0, 0, 1], 8080).into(), public_host: "localhost:8080".into(), public_ws_scheme: "wss".into(), preload_models: true, drain_timeout_s: 3600 }
     }
 }
 

@@ -65,6 +65,18 @@ async fn placement(a: State, b: State) {
     assert!(matches!(a.place_call("c3", "n", Duration::ZERO).await, Err(DataError::Invalid { .. })));
 }
 
+contract!(plans, LONG);
+async fn plans(a: State, b: State) {
+    assert_eq!(b.get_plan("c1").await.unwrap(), None);
+    let plan = serde_json::json!({"tenant_id": "t1", "agent_id": "clinic", "screening": {"monologue_ms": 4000}});
+    a.put_plan("c1", &plan, LONG).await.unwrap();
+    assert_eq!(b.get_plan("c1").await.unwrap(), Some(plan.clone()), "another node reads it");
+    a.put_plan("c2", &plan, Duration::from_millis(300)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(b.get_plan("c2").await.unwrap(), None, "a plan outlives no ttl");
+    assert!(matches!(a.put_plan("bad id", &plan, LONG).await, Err(DataError::InvalidId(_))));
+}
+
 contract!(leases, LONG);
 async fn leases(a: State, b: State) {
     a.acquire_call("t1", "c1", "node-a", Some(2)).await.unwrap();

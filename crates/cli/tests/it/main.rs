@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod control_plane;
 mod demo;
+mod drain;
 mod knowledge;
 mod metrics;
 mod rulebook;

@@ -98,7 +98,7 @@ async fn a_call_on_the_production_data_plane() {
     assert_eq!(hot.call_node(&id).await.unwrap(), None);
 
     // The recording went to S3 (uploaded while the call ran, finished at its end).
-    let tenant = rig.server.state.calls.tenant_of(&id);
+    let tenant = rig.server.state.calls.tenant_of(&id).await;
     let mut uploaded: Option<Value> = None;
     let mut last = Value::Null;
     for _ in 0..200 {

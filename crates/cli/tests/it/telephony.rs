@@ -84,7 +84,7 @@ pub(crate) struct Rig {
     dir: std::path::PathBuf,
 }
 
-async fn rig(name: &str, tweak: impl FnOnce(&mut Config)) -> Rig {
+pub(crate) async fn rig(name: &str, tweak: impl FnOnce(&mut Config)) -> Rig {
     let secrets = StaticSecrets::default().with("twilio_auth_token", TOKEN).with("exotel_api_key", "key").with("exotel_api_token", "tok").with("exotel_stream_auth", "bot:pw");
     rig_with(name, tweak, secrets, HashMap::new()).await
 }

@@ -65,6 +65,9 @@ impl Dialer {
                 _ = tokio::time::sleep(every) => {}
             }
             self.settle(&s).await;
+            if s.draining.is_cancelled() {
+                continue; // a draining node settles its calls but places no new ones
+            }
             match s.stores.control.running_campaigns().await {
                 Ok(cs) => {
                     for c in cs {

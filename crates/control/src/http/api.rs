@@ -50,7 +50,10 @@ async fn active(State(s): State<AppState>) -> Json<serde_json::Value> {
 
 async fn timeline(State(s): State<AppState>, Path(call_id): Path<String>, Query(q): Query<TenantQuery>) -> Result<Json<serde_json::Value>, ApiError> {
     callfunnel_data::check_id(&call_id).map_err(|e| ApiError::bad_request("invalid_call_id", e.to_string()))?;
-    let tenant = checked_tenant(q.tenant_id)?.unwrap_or_else(|| s.calls.tenant_of(&call_id));
+    let tenant = match checked_tenant(q.tenant_id)? {
+        Some(t) => t,
+        None => s.calls.tenant_of(&call_id).await,
+    };
     let events = s.store.timeline(&tenant, &call_id).await.map_err(|e| ApiError::internal(e.to_string()))?;
     if events.is_empty() {
         return Err(ApiError::not_found("call_not_found", format!("no call `{call_id}`")));

@@ -56,7 +56,7 @@ async fn voicebot_url(State(s): State<AppState>, Query(p): Q) -> Response {
     let (from, to) = (q(&p, &["CallFrom", "From"]), q(&p, &["CallTo", "To"]));
     if let (Route::Agent { tenant_id, agent_id }, _) = s.calls.route(to).await {
         let plan = CallPlan { tenant_id, agent_id, from: from.into(), to: to.into(), direction: Direction::Inbound, carrier: Carrier::Exotel, carrier_sid: sid.into(), screening: None };
-        s.registry.plans.insert(&call_id, plan);
+        s.registry.plans.insert_shared(&call_id, plan).await;
     }
     // An unknown number still gets a stream: the call handler speaks the refusal on it.
     let url = s.media_url("exotel", &call_id, Some(s.config.exotel.sample_rate));

@@ -17,7 +17,7 @@ async fn healthz() -> &'static str {
 /// Ready when calls can run: model files present (they load lazily) and not shutting down.
 async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let missing = s.hub.missing();
-    let draining = s.shutdown.is_cancelled();
+    let draining = s.draining.is_cancelled() || s.shutdown.is_cancelled();
     let ready = missing.is_empty() && !draining;
     let body = json!({"ready": ready, "models_loaded": s.hub.models_loaded(), "missing_models": missing, "draining": draining, "active_calls": s.registry.active_count()});
     (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))

@@ -1,6 +1,7 @@
 //! The HTTP/WebSocket server: carrier webhooks and media streams, health, and the call API.
 
 mod body_limit;
+mod drain;
 mod dev_oidc;
 mod error;
 mod exotel;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub calls: Arc<Calls>,
     pub carriers: Arc<CarrierAuth>,
     pub shutdown: CancellationToken,
+    /// Cancelled when the node starts draining (SIGTERM): not ready, no new calls.
+    pub draining: CancellationToken,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
         let store = stores.timeline.clone();
         let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.models.whisper_threads, config.agents.dir.clone(), config.providers.clone(), secrets).with_tools(&config.tools)?.with_control(stores.control.clone()).with_vectors(stores.vectors.clone()));
         let registry = Arc::new(CallRegistry::default());
+        registry.plans.share_through(stores.hot.clone());
         let auth = Arc::new(crate::auth::Auth::open(&config, stores.control.clone())?);
         let sender: Arc<dyn crate::webhooks::Sender> = Arc::new(crate::tool_net::webhook_sender(&config)?);
         let webhooks = crate::webhooks::Webhooks::start(stores.control.clone(), sender, std::time::Duration::from_secs(1), shutdown.clone());
@@ -63,12 +67,13 @@ impl AppState {
             stores: stores.clone(),
             spool: config.data.dir.join("spool").join("recordings"),
             keep_local: config.stores.s3.as_ref().is_some_and(|s| s.keep_local),
+            background: tokio_util::task::TaskTracker::new(),
         };
         let post_call = crate::analysis::PostCall::start(stores.clone(), hub.clone(), webhooks.clone(), std::time::Duration::from_secs(1), shutdown.clone());
         let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), data, registry: registry.clone(), numbers, webhooks: webhooks.clone(), post_call, shutdown: shutdown.clone() });
         let dialer = Arc::new(crate::campaigns::Dialer::default());
         let knowledge = crate::knowledge::Knowledge::new(stores.clone(), hub.clone());
-        Ok(AppState { config: Arc::new(config), auth, webhooks, dialer, knowledge, hub, store, stores, registry, calls, carriers: Arc::new(carriers), shutdown })
+        Ok(AppState { config: Arc::new(config), auth, webhooks, dialer, knowledge, hub, store, stores, registry, calls, carriers: Arc::new(carriers), shutdown, draining: CancellationToken::new() })
     }
 }
 
@@ -109,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dev_oidc::routes())
         .merge(recordings::routes())
         .layer(axum::middleware::from_fn(body_limit::body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), drain::refuse_new_calls))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

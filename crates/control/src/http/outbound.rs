@@ -99,7 +99,7 @@ async fn place_admitted(s: &AppState, tenant: &str, agent_id: String, carrier: C
             if plan.from.is_empty() {
                 return Err(ApiError::bad_request("missing_from", "give `from` or set [twilio] from_number"));
             }
-            s.registry.plans.insert(&call_id, plan.clone());
+            s.registry.plans.insert_shared(&call_id, plan.clone()).await;
             let create = CreateCall {
                 to: req.to.clone(),
                 from: plan.from.clone(),
@@ -123,7 +123,7 @@ async fn place_admitted(s: &AppState, tenant: &str, agent_id: String, carrier: C
             if plan.from.is_empty() {
                 return Err(ApiError::bad_request("missing_from", "give `from` or set [exotel] caller_id"));
             }
-            s.registry.plans.insert(&call_id, plan.clone());
+            s.registry.plans.insert_shared(&call_id, plan.clone()).await;
             let status_callback = Some(s.public_http(&format!("/exotel/status/{call_id}")));
             let result = if e.flow_app_id.is_empty() {
                 let stream = ConnectStream {
@@ -153,7 +153,7 @@ async fn place_admitted(s: &AppState, tenant: &str, agent_id: String, carrier: C
             (call.sid, call.status)
         }
     };
-    s.registry.plans.set_carrier_sid(&call_id, &sid);
+    s.registry.plans.set_carrier_sid_shared(&call_id, &sid).await;
     s.registry.note_sid(&sid, &call_id);
     s.calls
         .record(&call_id, "carrier_call", json!({"carrier": carrier, "direction": "outbound", "call_sid": sid, "from": plan.from, "to": plan.to, "tenant_id": plan.tenant_id, "agent_id": plan.agent_id, "variables": req.variables, "campaign_id": req.campaign_id}))
@@ -185,7 +185,7 @@ pub async fn hangup_call(s: &AppState, tenant: &str, call_id: &str) -> Result<Va
     callfunnel_data::check_id(call_id).map_err(|e| ApiError::bad_request("invalid_call_id", e.to_string()))?;
     let call_id = call_id.to_string();
     let active = s.registry.get_active(&call_id).filter(|a| a.tenant_id == tenant);
-    let planned = s.registry.plans.get(&call_id).filter(|p| p.tenant_id == tenant);
+    let planned = s.registry.plans.lookup(&call_id).await.filter(|p| p.tenant_id == tenant);
     let (carrier, sid) = match (&active, &planned) {
         (Some(a), _) => (a.carrier, a.carrier_sid.clone()),
         (None, Some(p)) => (p.carrier, p.carrier_sid.clone()),

@@ -73,7 +73,7 @@ async fn voice(State(s): State<AppState>, Form(f): Params) -> Response {
             tracing::info!(call_id, tenant_id, agent_id, "incoming call");
             let plan = CallPlan { tenant_id, agent_id, from: from.into(), to: to.into(), direction: Direction::Inbound, carrier: Carrier::Twilio, carrier_sid: sid.into(), screening: None };
             s.calls.record(&call_id, "carrier_call", json!({"carrier": "twilio", "direction": "inbound", "call_sid": sid, "from": from, "to": to})).await;
-            s.registry.plans.insert(&call_id, plan.clone());
+            s.registry.plans.insert_shared(&call_id, plan.clone()).await;
             stream_twiml(&s, &call_id, &plan)
         }
     }
@@ -81,11 +81,11 @@ async fn voice(State(s): State<AppState>, Form(f): Params) -> Response {
 
 /// Twilio fetched the TwiML of a call we placed (the plan was made by the outbound API).
 async fn outbound(State(s): State<AppState>, Path(call_id): Path<String>, Form(f): Params) -> Response {
-    let Some(plan) = s.registry.plans.get(&call_id) else {
+    let Some(plan) = s.registry.plans.lookup(&call_id).await else {
         tracing::warn!(call_id, "TwiML requested for an unknown outbound call: hanging up");
         return xml(twiml::hangup());
     };
-    s.registry.plans.set_carrier_sid(&call_id, param(&f, "CallSid"));
+    s.registry.plans.set_carrier_sid_shared(&call_id, param(&f, "CallSid")).await;
     stream_twiml(&s, &call_id, &plan)
 }
 

@@ -22,6 +22,7 @@ struct Lease {
 #[derive(Default)]
 struct Inner {
     placement: HashMap<String, (String, u64)>,
+    plans: HashMap<String, (serde_json::Value, u64)>,
     leases: HashMap<String, Lease>,
     hits: HashMap<String, VecDeque<u64>>,
     jobs: HashMap<String, DialJob>,
@@ -123,6 +124,22 @@ impl HotState for MemoryHotState {
         check_ids(&[call_id])?;
         self.inner.lock().placement.remove(call_id);
         Ok(())
+    }
+
+    async fn put_plan(&self, call_id: &str, plan: &serde_json::Value, ttl: Duration) -> Result<()> {
+        check_ids(&[call_id])?;
+        let ttl = check_duration("plan ttl", ttl)?;
+        let now = now_ms();
+        let mut g = self.inner.lock();
+        g.plans.retain(|_, (_, exp)| *exp > now);
+        g.plans.insert(call_id.to_string(), (plan.clone(), now + ttl));
+        Ok(())
+    }
+
+    async fn get_plan(&self, call_id: &str) -> Result<Option<serde_json::Value>> {
+        check_ids(&[call_id])?;
+        let now = now_ms();
+        Ok(self.inner.lock().plans.get(call_id).filter(|(_, exp)| *exp > now).map(|(p, _)| p.clone()))
     }
 
     async fn acquire_call(&self, tenant_id: &str, call_id: &str, node_id: &str, tenant_limit: Option<u32>) -> Result<()> {

@@ -81,6 +81,10 @@ pub trait HotState: Send + Sync {
     async fn place_call(&self, call_id: &str, node_id: &str, ttl: Duration) -> Result<()>;
     async fn call_node(&self, call_id: &str) -> Result<Option<String>>;
     async fn forget_call(&self, call_id: &str) -> Result<()>;
+    /// Stores what was decided about a call before its media arrives (a JSON document), for
+    /// `ttl`: the node that takes the stream may not be the one that answered the webhook.
+    async fn put_plan(&self, call_id: &str, plan: &serde_json::Value, ttl: Duration) -> Result<()>;
+    async fn get_plan(&self, call_id: &str) -> Result<Option<serde_json::Value>>;
 
     // --- active-call leases ---
     /// Takes a lease for a live call. `Limit` when the tenant already has `tenant_limit` live

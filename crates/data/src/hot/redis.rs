@@ -85,6 +85,19 @@ impl HotState for RedisHotState {
         redis::cmd("DEL").arg(format!("{}:place:{call_id}", self.p)).query_async(&mut self.con()).await.map_err(err)
     }
 
+    async fn put_plan(&self, call_id: &str, plan: &serde_json::Value, ttl: Duration) -> Result<()> {
+        check_ids(&[call_id])?;
+        let ttl = check_duration("plan ttl", ttl)?;
+        let body = serde_json::to_string(plan).map_err(|e| DataError::invalid("call plan", e.to_string()))?;
+        redis::cmd("SET").arg(format!("{}:plan:{call_id}", self.p)).arg(body).arg("PX").arg(ttl).query_async(&mut self.con()).await.map_err(err)
+    }
+
+    async fn get_plan(&self, call_id: &str) -> Result<Option<serde_json::Value>> {
+        check_ids(&[call_id])?;
+        let body: Option<String> = redis::cmd("GET").arg(format!("{}:plan:{call_id}", self.p)).query_async(&mut self.con()).await.map_err(err)?;
+        body.map(|b| serde_json::from_str(&b).map_err(|e| DataError::Corrupt { path: format!("{}:plan:{call_id}", self.p), line: 0, message: e.to_string() })).transpose()
+    }
+
     async fn acquire_call(&self, tenant_id: &str, call_id: &str, node_id: &str, tenant_limit: Option<u32>) -> Result<()> {
         check_ids(&[tenant_id, call_id, node_id])?;
         let limit = tenant_limit.map_or(-1, i64::from);

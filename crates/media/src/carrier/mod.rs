@@ -17,7 +17,7 @@ use crate::engine::{CallEnd, CarrierIo, CarrierOut};
 /// Exotel's 100 ms PCM frames ~2.2 KB; 24 kHz Exotel audio stays far below this.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Carrier {
     Twilio,
