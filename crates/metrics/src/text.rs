@@ -212,10 +212,10 @@ fn parse_labels(s: &str) -> Result<(BTreeMap<String, String>, &str), String> {
 /// The family a sample belongs to (histograms' `_bucket`, `_sum`, `_count`).
 fn family_of<'a>(name: &'a str, types: &HashMap<String, String>) -> &'a str {
     for suffix in ["_bucket", "_sum", "_count"] {
-        if let Some(base) = name.strip_suffix(suffix) {
-            if types.get(base).is_some_and(|t| t == "histogram") {
-                return base;
-            }
+        if let Some(base) = name.strip_suffix(suffix)
+            && types.get(base).is_some_and(|t| t == "histogram")
+        {
+            return base;
         }
     }
     name
@@ -249,7 +249,7 @@ pub fn parse(text: &str) -> Result<Scrape, String> {
             }
             continue;
         }
-        let name_end = line.find(|c: char| c == '{' || c == ' ').ok_or_else(|| at("no value".into()))?;
+        let name_end = line.find(['{', ' ']).ok_or_else(|| at("no value".into()))?;
         let name = &line[..name_end];
         if !valid_name(name) {
             return Err(at("bad metric name".into()));
