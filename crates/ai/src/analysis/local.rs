@@ -66,7 +66,8 @@ fn summary(call: &CallRecord) -> String {
 
 fn success(call: &CallRecord, spec: &AnalysisSpec) -> (bool, String) {
     if !spec.success_intents.is_empty() {
-        return match call.intents.iter().find(|i| spec.success_intents.contains(i)) {
+        // the goal listed first wins (a booking matters more than the opening hours asked before it)
+        return match spec.success_intents.iter().find(|i| call.intents.contains(i)) {
             Some(i) => (true, format!("The agent completed `{i}`.")),
             None => (false, format!("None of the goal intents ({}) was reached.", spec.success_intents.join(", "))),
         };

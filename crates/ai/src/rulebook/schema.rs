@@ -33,6 +33,12 @@ pub struct RuleBook {
     pub knowledge_fallback: Option<f32>,
     #[serde(rename = "intent")]
     pub intents: Vec<Intent>,
+    /// An agent file's `[profile]` and `[analysis]` tables belong to the agent loader: allowed
+    /// beside a rule-book, not read here.
+    #[serde(default, rename = "profile")]
+    pub agent_profile: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "analysis")]
+    pub agent_analysis: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

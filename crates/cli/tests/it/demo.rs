@@ -61,6 +61,11 @@ fn offline_demo_call_hears_answers_barges_in_and_books() {
     assert_eq!(r["ended"]["end"], "agent_ended");
     assert_eq!(r["recording"].as_str(), Some(rec.to_str().unwrap()));
     assert!(std::fs::metadata(&rec).unwrap().len() > 500_000, "recording too short");
+    // The post-call analysis of the clinic agent: the booking, read from what the caller said.
+    let a = &r["analysis"];
+    assert_eq!((a["analyzer"].as_str(), a["success"].as_bool(), a["extraction"]["outcome"].as_str()), (Some("local"), Some(true), Some("booked")), "{a}");
+    assert!(a["extraction"]["appointment_time"].as_str().is_some_and(|t| t.ends_with(":00")), "{a}");
+    assert!(a["summary"].as_str().unwrap().contains("book"), "{a}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
