@@ -89,6 +89,14 @@ pub fn month_start_ms(now: chrono::DateTime<chrono::Utc>) -> i64 {
 /// Admits `call_id` for `tenant` or says why not. On success the call holds an active-call
 /// lease on this node (released when the call ends or never connects).
 pub async fn admit(stores: &Stores, cfg: &Config, tenant: &str, agent_id: &str, call_id: &str) -> Result<(), Refusal> {
+    let r = admit_plan(stores, cfg, tenant, agent_id, call_id).await;
+    if let Err(refusal) = &r {
+        callfunnel_metrics::call_refused(refusal.code());
+    }
+    r
+}
+
+async fn admit_plan(stores: &Stores, cfg: &Config, tenant: &str, agent_id: &str, call_id: &str) -> Result<(), Refusal> {
     let plan: Option<Plan> = match stores.control.tenant(tenant).await {
         Ok(t) => Some(t.plan),
         // tenants of the configuration (the default one, `[[numbers]]`) need no row: no limits

@@ -299,6 +299,7 @@ impl CallHandler for Calls {
     async fn run(&self, call_id: String, start: CallStart, io: CarrierIo) -> CallEnd {
         self.registry.note_sid(&start.call_sid, &call_id);
         let Some(plan) = self.plan_for(&call_id, &start).await else {
+            callfunnel_metrics::call_refused("unknown_number");
             let end = self.refuse(&call_id, &start, io, &self.config.telephony.unknown_number_message.clone(), "unknown number", "unknown_number").await;
             self.registry.finish(&call_id, end.clone());
             return end;

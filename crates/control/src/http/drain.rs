@@ -30,6 +30,7 @@ fn starts_a_call(s: &AppState, method: &Method, path: &str) -> bool {
 pub async fn refuse_new_calls(State(s): State<AppState>, req: Request, next: Next) -> Response {
     if s.draining.is_cancelled() && starts_a_call(&s, req.method(), req.uri().path()) {
         tracing::info!(path = %req.uri().path(), "draining: new call refused");
+        callfunnel_metrics::call_refused("draining");
         let mut r = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining", "this node is shutting down; try another").into_response();
         r.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
         return r;

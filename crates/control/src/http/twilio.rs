@@ -59,6 +59,7 @@ async fn voice(State(s): State<AppState>, Form(f): Params) -> Response {
     match s.calls.route(to).await.0 {
         Route::Unknown => {
             tracing::warn!(call_id, to, "call to an unknown number refused");
+            callfunnel_metrics::call_refused("unknown_number");
             s.calls.record(&call_id, "call_refused", json!({"carrier": "twilio", "to": to, "reason": "unknown number"})).await;
             xml(twiml::say_and_hangup(&s.config.telephony.unknown_number_message))
         }
