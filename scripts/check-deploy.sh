@@ -157,11 +157,11 @@ if case == "full":
     need(s["minReplicaCount"] >= 2 and s["fallback"]["replicas"] >= s["minReplicaCount"], "minReplicaCount >= 2 and a fallback")
     down = s["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
     need(down["stabilizationWindowSeconds"] >= 1800 and all(p["type"] == "Pods" and p["value"] == 1 for p in down["policies"]), "slow scale-down (>= 30 min window, one pod at a time)")
-    trig = {t["type"]: t for t in s["triggers"]}
-    p = trig["prometheus"]
-    need(p["metricType"] == "AverageValue" and p["metadata"]["query"].startswith("sum(callfunnel_active_calls{") and p["metadata"]["threshold"] == "20", "prometheus trigger: sum(callfunnel_active_calls), AverageValue, 20 per pod")
-    r = trig["redis"]
-    need(r["metadata"]["listName"] == "{cf}:q:waiting" and r["metadata"]["listLength"] == "10" and r["authenticationRef"]["name"] in [t["metadata"]["name"] for t in by_kind["TriggerAuthentication"]], "redis list trigger on {cf}:q:waiting with its TriggerAuthentication")
+    trig = {t["name"]: t for t in s["triggers"]}
+    p = trig["active-calls"]
+    need(p["type"] == "prometheus" and p["metricType"] == "AverageValue" and p["metadata"]["query"].startswith("sum(callfunnel_active_calls{") and p["metadata"]["threshold"] == "20", "prometheus trigger: sum(callfunnel_active_calls), AverageValue, 20 per pod")
+    d = trig["dial-backlog"]
+    need(d["type"] == "prometheus" and d["metricType"] == "AverageValue" and d["metadata"]["query"].startswith("max(callfunnel_dial_queue_depth{") and d["metadata"]["threshold"] == "10", "prometheus trigger: max(callfunnel_dial_queue_depth) (the fleet's backlog, reported by every pod), 10 per pod")
     anns = dep["spec"]["template"]["metadata"]["annotations"]
     need(anns.get("vault.hashicorp.com/agent-inject") == "true" and c["command"][0] == "/bin/sh", "Vault Agent injector: annotations and the env file sourced")
     need(pod["automountServiceAccountToken"] is True, "the service-account token mounted for Vault")
@@ -259,7 +259,7 @@ for case in "${VALUES[@]}"; do
   done
   expect_ok "the manifests hold what the deployment relies on ($case)" assert_manifests "$WORK/$case" "$case"
 done
-expect_ok "KEDA ScaledObject and TriggerAuthentication valid (@kubernetes-models/keda)" keda_validate "$WORK"/full/*-ScaledObject-*.json "$WORK"/full/*-TriggerAuthentication-*.json
+expect_ok "KEDA ScaledObject valid (@kubernetes-models/keda)" keda_validate "$WORK"/full/*-ScaledObject-*.json
 expect_fail "helm template refuses the bare defaults (publicHost and secrets are required)" helm_py render defaults "$WORK/defaults"
 expect_fail "helm lint refuses a wrongly typed value (values.schema.json)" helm_py lint '{"publicHost": "voice.example.com", "terminationGracePeriodSeconds": "soon", "secrets": {"existingSecret": "s"}, "config": {"auth": {"issuer": "https://id"}}, "stores": {"redisUrl": "redis://r:6379/"}}'
 expect_fail "helm lint refuses keda.minReplicaCount 1" helm_py lint '{"publicHost": "voice.example.com", "keda": {"enabled": true, "minReplicaCount": 1}, "secrets": {"existingSecret": "s"}, "config": {"auth": {"issuer": "https://id"}}, "stores": {"redisUrl": "redis://r:6379/"}}'

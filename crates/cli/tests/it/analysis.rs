@@ -17,27 +17,14 @@ use serde_json::{Value, json};
 
 use crate::telephony::{authed_client, rig_with};
 
-const ANALYSIS: &str = r#"
-[analysis]
-success_intents = ["book_appointment", "cancel_appointment", "opening_hours"]
-[analysis.schema]
-type = "object"
-required = ["outcome", "appointment_time", "sentiment"]
-[analysis.schema.properties.outcome]
-enum = ["booked", "cancelled", "hours", "other"]
-[analysis.schema.properties.appointment_time]
-type = ["string", "null"]
-[analysis.schema.properties.sentiment]
-enum = ["positive", "neutral", "negative"]
-"#;
 
-/// An agents directory: the clinic rule-book with an `[analysis]` table, and `concierge`, an
-/// LLM agent analyzed by Claude.
+/// An agents directory: the clinic rule-book (with its `[analysis]` table), and `concierge`,
+/// an LLM agent analyzed by Claude.
 fn agents_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("cf-an-agents-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let clinic = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../agents/clinic.toml")).unwrap();
-    let clinic = if clinic.contains("[analysis]") { clinic } else { format!("{clinic}\n{ANALYSIS}") };
+    assert!(clinic.contains("[analysis.schema]"), "the example agent defines its analysis");
     std::fs::write(dir.join("clinic.toml"), clinic).unwrap();
     std::fs::write(
         dir.join("concierge.toml"),
@@ -136,7 +123,7 @@ async fn a_finished_call_is_analyzed_stored_and_announced() {
     let lost = [
         ev(0, "call_started", json!({"agent_id": "clinic"})),
         ev(900, "transcript", json!({"text": "What are your opening hours?"})),
-        ev(1500, "intent", json!({"name": "opening_hours", "score": 0.9})),
+        ev(1500, "intent", json!({"name": "hours", "score": 0.9})),
         ev(3000, "call_ended", json!({"end": "caller_hung_up"})),
     ];
     rig.server.state.stores.timeline.append(&tenant, "c-lost-1", &lost).await.unwrap();
@@ -196,7 +183,8 @@ async fn claude_analysis_outlasts_an_outage_through_the_queue() {
     assert_eq!((a["status"].as_str(), a["analyzer"].as_str(), a["extraction"]["outcome"].as_str()), (Some("done"), Some("anthropic:claude-haiku-4-5"), Some("cancelled")), "{a}");
     let tl: Value = http.get(format!("{}/v1/calls/c-claude-1", rig.base)).send().await.unwrap().json().await.unwrap();
     let done = tl["events"].as_array().unwrap().iter().find(|e| e["kind"] == "call_analyzed").unwrap().clone();
-    assert_eq!(done["data"]["attempts"], 2, "the second hand-out succeeded: {done}");
+    // the outage costs a hand-out (one more if the job came before the events were readable)
+    assert!(done["data"]["attempts"].as_u64().is_some_and(|n| n >= 2), "a later hand-out succeeded: {done}");
     assert!(done["data"]["usage"]["input_tokens"].as_u64().unwrap() > 0);
     // 3 refused + 1 invalid + 1 repaired
     assert_eq!(sim.faults.stats().requests, 5);

@@ -411,14 +411,24 @@ async fn a_campaign_dials_retries_and_completes_with_webhooks() {
     let r = rig.http.post(format!("{}/v1/campaigns", rig.base)).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let mut c = Value::Null;
+    let mut most_waiting = 0; // the dial backlog (the autoscaling signal) while it runs
     for _ in 0..900 {
         c = rig.http.get(format!("{}/v1/campaigns/remind", rig.base)).send().await.unwrap().json().await.unwrap();
+        most_waiting = most_waiting.max(rig.server.state.dialer.backlog());
         if c["status"] == "completed" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(c["status"], "completed", "{c}");
+    assert!((1..=2).contains(&most_waiting), "contacts waited to be dialled (the busy one for its retry): {most_waiting}");
+    for _ in 0..20 {
+        if rig.server.state.dialer.backlog() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rig.server.state.dialer.backlog(), 0, "nothing left to dial");
     let p = &c["progress"];
     assert_eq!((p["total"].as_i64(), p["done"].as_i64(), p["failed"].as_i64(), p["attempts"].as_i64()), (Some(2), Some(1), Some(1), Some(3)), "{c}");
     let rows: Value = rig.http.get(format!("{}/v1/campaigns/remind/contacts", rig.base)).send().await.unwrap().json().await.unwrap();

@@ -152,6 +152,11 @@ impl PostCall {
             tracing::debug!(call_id, "already analyzed");
             return self.ack(job).await;
         }
+        // the call's last events may still be on their way through the timeline's write
+        // buffer: wait for `call_ended` a few times, then analyze what is there
+        if !events.iter().any(|e| e.kind == "call_ended") && job.attempts < 3 {
+            return self.retry(job, &call_id, "the call's timeline has no call_ended yet").await;
+        }
         let analyzer = match self.hub.analyzer(tenant, &agent_id).await {
             Ok(Some(a)) => a,
             Ok(None) => return self.ack(job).await,

@@ -29,6 +29,10 @@ struct InFlight {
 #[derive(Default)]
 pub struct Dialer {
     in_flight: Mutex<HashMap<String, InFlight>>,
+    /// Contacts waiting to be dialled in campaigns whose calling window is open (retries
+    /// waiting for their time included), as of the last tick: the fleet's dial backlog, the
+    /// same on every node (it is read from the shared store) — the autoscaling signal.
+    backlog: std::sync::atomic::AtomicU64,
 }
 
 /// A call nobody settled within this long is counted as failed.
@@ -58,6 +62,11 @@ impl Dialer {
         self.in_flight.lock().len()
     }
 
+    /// The dial backlog as of the last tick (see the field).
+    pub fn backlog(&self) -> u64 {
+        self.backlog.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub async fn run(self: std::sync::Arc<Self>, s: AppState, every: Duration, shutdown: CancellationToken) {
         loop {
             tokio::select! {
@@ -70,9 +79,11 @@ impl Dialer {
             }
             match s.stores.control.running_campaigns().await {
                 Ok(cs) => {
+                    let mut backlog = 0;
                     for c in cs {
-                        self.dial(&s, &c).await;
+                        backlog += self.dial(&s, &c).await;
                     }
+                    self.backlog.store(backlog, std::sync::atomic::Ordering::Relaxed);
                 }
                 Err(e) => tracing::warn!(error = %e, "running campaigns not read"),
             }
@@ -108,33 +119,43 @@ impl Dialer {
         tracing::info!(campaign = f.campaign, contact = f.contact, result, retry = retry_at.is_some(), "campaign call settled");
     }
 
-    async fn dial(&self, s: &AppState, c: &Campaign) {
+    /// Dials what the campaign's concurrency allows now; returns its backlog (contacts
+    /// waiting while its window is open, 0 otherwise).
+    async fn dial(&self, s: &AppState, c: &Campaign) -> u64 {
         let settings: CampaignSettings = match serde_json::from_value(c.window.clone()) {
             Ok(st) => st,
             Err(e) => {
                 tracing::warn!(campaign = c.id, error = %e, "campaign settings unreadable: not dialling");
-                return;
+                return 0;
             }
         };
         let mine = self.in_flight.lock().values().filter(|f| f.tenant == c.tenant_id && f.campaign == c.id).count() as u32;
         let progress = match s.stores.control.campaign_progress(&c.tenant_id, &c.id).await {
             Ok(p) => p,
-            Err(e) => return tracing::warn!(campaign = c.id, error = %e, "campaign progress not read"),
+            Err(e) => {
+                tracing::warn!(campaign = c.id, error = %e, "campaign progress not read");
+                return 0;
+            }
         };
         if progress.pending == 0 && progress.dialing == 0 && mine == 0 {
-            return self.complete(s, c, &progress).await;
+            self.complete(s, c, &progress).await;
+            return 0;
         }
         if !settings.open_at(chrono::Utc::now()) {
-            return;
+            return 0;
         }
+        let backlog = progress.pending.max(0) as u64;
         // the campaign's concurrency counts its calls on every node (`dialing` in the store)
         let free = settings.concurrency.saturating_sub((progress.dialing as u32).max(mine));
         if free == 0 {
-            return;
+            return backlog;
         }
         let contacts = match s.stores.control.next_contacts(&c.tenant_id, &c.id, free).await {
             Ok(cs) => cs,
-            Err(e) => return tracing::warn!(campaign = c.id, error = %e, "campaign contacts not claimed"),
+            Err(e) => {
+                tracing::warn!(campaign = c.id, error = %e, "campaign contacts not claimed");
+                return backlog;
+            }
         };
         for (i, contact) in contacts.iter().enumerate() {
             if !self.place(s, c, &settings, contact).await {
@@ -145,6 +166,7 @@ impl Dialer {
                 break;
             }
         }
+        backlog
     }
 
     /// Places one contact's call; false when a plan limit refused it (try later).

@@ -35,13 +35,13 @@ async fn active_calls(State(s): State<AppState>) -> Json<serde_json::Value> {
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let (dial, analysis) = tokio::join!(
-        depth(s.stores.hot.queue_depth(), &DIAL_DEPTH, "dial_queue", QUEUE_TIMEOUT),
+        depth(std::future::ready(Ok::<u64, std::convert::Infallible>(s.dialer.backlog())), &DIAL_DEPTH, "dial_queue", QUEUE_TIMEOUT),
         depth(s.stores.work.queue_depth(), &ANALYSIS_DEPTH, "analysis_queue", QUEUE_TIMEOUT),
     );
     let mut t = Text::new();
     gauge(&mut t, "callfunnel_build_info", "The running version (always 1).", &[("version", env!("CARGO_PKG_VERSION"))], Some(1));
     gauge(&mut t, "callfunnel_active_calls", "Calls running on this process now.", &[], Some(s.registry.active_count() as u64));
-    gauge(&mut t, "callfunnel_dial_queue_depth", "Outbound dial jobs a worker could take now.", &[], dial);
+    gauge(&mut t, "callfunnel_dial_queue_depth", "Campaign contacts waiting to be dialled in open calling windows (the fleet's backlog: the same on every node).", &[], dial);
     gauge(&mut t, "callfunnel_analysis_queue_depth", "Post-call analysis jobs a worker could take now.", &[], analysis);
     callfunnel_metrics::encode(&mut t);
     ([(CONTENT_TYPE, callfunnel_metrics::text::CONTENT_TYPE)], t.finish())
