@@ -298,21 +298,8 @@ async fn messages(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Re
         let _ = tx.send(ev("ping", json!({"type": "ping"}))).await;
         let pieces: Vec<String> = text.split_inclusive(' ').map(str::to_string).collect();
         for (n, p) in pieces.iter().enumerate() {
-            if n == 2 {
-                match &fault {
-                    Some(Fault::ErrorAfterOk) => {
-                        let _ = tx.send(ev("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))).await;
-                        return;
-                    }
-                    Some(Fault::DropMidStream) => {
-                        let _ = tx.send(Err(std::io::Error::other("connection reset (simulated)"))).await;
-                        return;
-                    }
-                    Some(Fault::Malformed) => {
-                        let _ = tx.send(Ok(Bytes::from("event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_del\n\n"))).await;
-                    }
-                    _ => {}
-                }
+            if n == 2 && mid_stream_fault(&tx, &fault).await {
+                return;
             }
             if let Some(g) = gap {
                 tokio::time::sleep(g).await;
@@ -329,18 +316,8 @@ async fn messages(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Re
             let tid = format!("toolu_sim{idx}{:08x}", rand::random::<u32>());
             let _ = tx.send(ev("content_block_start", json!({"type": "content_block_start", "index": idx, "content_block": {"type": "tool_use", "id": tid, "name": name, "input": {}}}))).await;
             // a reply without text (structured output) meets its stream fault here
-            if text.is_empty() && i == 0 {
-                match &fault {
-                    Some(Fault::ErrorAfterOk) => {
-                        let _ = tx.send(ev("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))).await;
-                        return;
-                    }
-                    Some(Fault::DropMidStream) => {
-                        let _ = tx.send(Err(std::io::Error::other("connection reset (simulated)"))).await;
-                        return;
-                    }
-                    _ => {}
-                }
+            if text.is_empty() && i == 0 && mid_stream_fault(&tx, &fault).await {
+                return;
             }
             let js = input.to_string();
             let mid = js.char_indices().nth(js.chars().count() / 2).map_or(0, |(b, _)| b);
@@ -359,6 +336,27 @@ async fn messages(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Re
         .header("request-id", format!("req_sim{:016x}", rand::random::<u64>()))
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| error(500, "api_error", "response build failed", &[]))
+}
+
+/// A stream fault injected after the stream began: an `error` event or a cut connection end
+/// the stream (true); a malformed event goes out and the stream goes on (false).
+async fn mid_stream_fault(tx: &mpsc::Sender<Result<Bytes, std::io::Error>>, fault: &Option<Fault>) -> bool {
+    match fault {
+        Some(Fault::ErrorAfterOk) => {
+            let data = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+            let _ = tx.send(Ok(Bytes::from(format!("event: error\ndata: {data}\n\n")))).await;
+            true
+        }
+        Some(Fault::DropMidStream) => {
+            let _ = tx.send(Err(std::io::Error::other("connection reset (simulated)"))).await;
+            true
+        }
+        Some(Fault::Malformed) => {
+            let _ = tx.send(Ok(Bytes::from("event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_del\n\n"))).await;
+            false
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
