@@ -263,10 +263,6 @@ fn entities(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn text(raw: &str, f: Format) -> String {
-        extract(raw.as_bytes(), f).unwrap().text
-    }
-
     #[test]
     fn markdown_loses_its_markup_and_keeps_its_words() {
         let md = "# Opening hours\n\nWe are **open** weekdays from 8 to 6.\n\n- Saturdays: 9 to 1\n- [Book online](https://x.example/book)\n\n| day | hours |\n|---|---|\n| Sun | closed |\n\n```\ncode stays\n```\n";
