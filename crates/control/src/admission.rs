@@ -128,7 +128,9 @@ async fn admit_plan(stores: &Stores, cfg: &Config, tenant: &str, agent_id: &str,
 pub fn release_unless_started(stores: Stores, registry: std::sync::Arc<crate::calls::CallRegistry>, call_id: String, wait: std::time::Duration) {
     tokio::spawn(async move {
         tokio::time::sleep(wait).await;
-        if registry.get_active(&call_id).is_none() && registry.end_of(&call_id).is_none() {
+        // the stream may have started on another node (the hot state places a live call)
+        let elsewhere = matches!(stores.hot.call_node(&call_id).await, Ok(Some(_)));
+        if !elsewhere && registry.get_active(&call_id).is_none() && registry.end_of(&call_id).is_none() {
             registry.plans.remove(&call_id);
             release(&stores, &call_id).await;
         }

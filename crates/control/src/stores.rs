@@ -131,12 +131,13 @@ impl Stores {
             Some(url) => {
                 backends.push(("hot", "redis"));
                 let prefix = s.redis_prefix.clone().unwrap_or_else(|| "cf".into());
-                let open = |p: String| async move { RedisHotState::connect_with(url, &p, HotConfig::default()).await.context("[stores] redis_url: cannot open the hot state") };
+                let open = |p: String| async move { RedisHotState::connect_with(url, &p, HotConfig { lease_ttl: s.lease_ttl() }).await.context("[stores] redis_url: cannot open the hot state") };
                 (Arc::new(open(prefix.clone()).await?), Arc::new(open(format!("{prefix}.analysis")).await?))
             }
             None => {
                 backends.push(("hot", "memory"));
-                (Arc::new(MemoryHotState::new()), Arc::new(MemoryHotState::new()))
+                let hot = || Arc::new(MemoryHotState::with_config(HotConfig { lease_ttl: s.lease_ttl() }));
+                (hot(), hot())
             }
         };
 

@@ -28,6 +28,15 @@ pub struct StoresConfig {
     pub vault: Option<VaultConfig>,
     /// Days a call's timeline and recording are kept unless the tenant's plan says otherwise.
     pub retention_days: Option<u32>,
+    /// Seconds a live call's lease outlives its node's last heartbeat (default 30; heartbeats
+    /// come every third of it): how soon a crashed node's calls stop counting.
+    pub lease_ttl_s: Option<u64>,
+}
+
+impl StoresConfig {
+    pub fn lease_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_ttl_s.unwrap_or(30))
+    }
 }
 
 /// Recordings in S3 / MinIO.
@@ -89,6 +98,11 @@ impl StoresConfig {
             if v.auth == "kubernetes" && v.role.is_none() {
                 anyhow::bail!("[stores.vault] auth = \"kubernetes\" needs role");
             }
+        }
+        if let Some(t) = self.lease_ttl_s
+            && !(3..=3600).contains(&t)
+        {
+            anyhow::bail!("invalid [stores] lease_ttl_s {t}: use 3 to 3600 seconds");
         }
         if self.retention_days == Some(0) {
             anyhow::bail!("invalid [stores] retention_days 0: keep at least one day");

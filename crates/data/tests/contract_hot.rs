@@ -86,9 +86,9 @@ async fn leases(a: State, b: State) {
     // another tenant and an unlimited acquire are not affected
     a.acquire_call("t2", "c4", "node-a", Some(1)).await.unwrap();
     a.acquire_call("t1", "c5", "node-a", None).await.unwrap();
-    // re-acquiring on the same node refreshes; elsewhere conflicts
+    // re-acquiring on the same node refreshes; another tenant's call conflicts
     a.acquire_call("t1", "c1", "node-a", Some(1)).await.unwrap();
-    assert!(matches!(b.acquire_call("t1", "c1", "node-b", None).await, Err(DataError::Conflict(_))));
+    assert!(matches!(b.acquire_call("t2", "c1", "node-b", None).await, Err(DataError::Conflict(_))));
     assert_eq!(a.active_calls_tenant("t1").await.unwrap(), 3);
     assert_eq!(a.active_calls_tenant("t2").await.unwrap(), 1);
     assert_eq!(b.active_calls_node("node-a").await.unwrap(), 3);
@@ -105,6 +105,24 @@ async fn leases(a: State, b: State) {
     assert_eq!(a.heartbeat("node-a").await.unwrap(), 2);
     assert_eq!(a.heartbeat("idle-node").await.unwrap(), 0);
     assert!(matches!(a.acquire_call("t 1", "c9", "n", None).await, Err(DataError::InvalidId(_))));
+}
+
+contract!(a_lease_follows_its_call_to_another_node, SHORT);
+async fn a_lease_follows_its_call_to_another_node(a: State, b: State) {
+    // node-a's webhook admitted the call; its media reached node-b
+    a.acquire_call("t1", "m1", "node-a", Some(1)).await.unwrap();
+    b.acquire_call("t1", "m1", "node-b", Some(1)).await.unwrap();
+    assert_eq!((a.active_calls_node("node-a").await.unwrap(), a.active_calls_node("node-b").await.unwrap()), (0, 1));
+    assert_eq!((a.active_calls_tenant("t1").await.unwrap(), a.active_calls_total().await.unwrap()), (1, 1), "counted once");
+    assert_eq!(a.heartbeat("node-a").await.unwrap(), 0, "node-a no longer keeps it alive");
+    // node-a dies: the lease lives on with node-b's heartbeats
+    for _ in 0..6 {
+        tokio::time::sleep(SHORT / 4).await;
+        assert_eq!(b.heartbeat("node-b").await.unwrap(), 1);
+    }
+    assert_eq!(a.active_calls_tenant("t1").await.unwrap(), 1);
+    assert!(b.release_call("m1").await.unwrap());
+    assert_eq!(a.active_calls_total().await.unwrap(), 0);
 }
 
 contract!(concurrent_acquires, LONG);

@@ -120,8 +120,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Keeps this node's active-call leases alive; if the node dies they expire on their own.
-async fn heartbeat(stores: Stores, shutdown: CancellationToken) {
-    let every = std::time::Duration::from_secs(10);
+async fn heartbeat(stores: Stores, lease_ttl: std::time::Duration, shutdown: CancellationToken) {
+    let every = lease_ttl / 3;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -175,7 +175,7 @@ impl Server {
         let secrets: Arc<dyn SecretSource> = Arc::new(StoreSecrets { store: stores.secrets.clone(), fallback: secrets });
         let carriers = CarrierAuth::load(&config, secrets.as_ref()).await?;
         let state = AppState::new(config, shutdown.clone(), secrets, carriers, stores.clone())?;
-        tokio::spawn(heartbeat(stores.clone(), shutdown.clone()));
+        tokio::spawn(heartbeat(stores.clone(), state.config.stores.lease_ttl(), shutdown.clone()));
         tokio::spawn(retention(stores, shutdown.clone()));
         tokio::spawn(state.dialer.clone().run(state.clone(), std::time::Duration::from_millis(state.config.campaigns.tick_ms.max(100)), shutdown.clone()));
         if state.config.server.preload_models && state.hub.missing().is_empty() {

@@ -149,11 +149,12 @@ impl HotState for MemoryHotState {
         let mut g = self.inner.lock();
         g.prune_leases(now);
         if let Some(l) = g.leases.get_mut(call_id) {
-            if l.tenant == tenant_id && l.node == node_id {
+            if l.tenant == tenant_id {
+                l.node = node_id.to_string();
                 l.expires_ms = now + ttl;
                 return Ok(());
             }
-            return Err(DataError::Conflict(format!("call `{call_id}` already holds a lease elsewhere")));
+            return Err(DataError::Conflict(format!("call `{call_id}` already holds a lease of another tenant")));
         }
         if let Some(limit) = tenant_limit {
             let live = g.leases.values().filter(|l| l.tenant == tenant_id).count() as u64;

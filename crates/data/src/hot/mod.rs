@@ -89,7 +89,8 @@ pub trait HotState: Send + Sync {
     // --- active-call leases ---
     /// Takes a lease for a live call. `Limit` when the tenant already has `tenant_limit` live
     /// calls (checked and added atomically). Acquiring a call that already holds a lease on
-    /// the same node refreshes it; on another node or tenant → `Conflict`.
+    /// the same tenant refreshes it and moves it to `node_id` (the media of a call admitted by
+    /// one node's webhook may reach another node); another tenant's → `Conflict`.
     async fn acquire_call(&self, tenant_id: &str, call_id: &str, node_id: &str, tenant_limit: Option<u32>) -> Result<()>;
     /// Extends every live lease of the node by the lease TTL; returns how many.
     async fn heartbeat(&self, node_id: &str) -> Result<u64>;

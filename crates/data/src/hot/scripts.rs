@@ -36,6 +36,8 @@ end
 "#;
 
 /// ARGV: prefix, tenant, call, node, limit (-1: none), ttl ms → 1 ok, -1 limit, -2 conflict.
+/// A live lease of the same tenant moves to `node` (refreshed), counted once: the call's
+/// media reached another node than the webhook that admitted it.
 const ACQUIRE: &str = r#"
 local p, tenant, call, node = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local limit, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -45,7 +47,8 @@ local cur = redis.call('HGET', p .. ':lease:calls', call)
 if cur then
   local exp = redis.call('ZSCORE', p .. ':lease:all', call)
   if exp and tonumber(exp) > now then
-    if cur ~= tenant .. '|' .. node then return -2 end
+    if string.sub(cur, 1, #tenant + 1) ~= tenant .. '|' then return -2 end
+    drop_lease(p, call, cur)
     set_lease(p, call, tenant, node, now + ttl)
     return 1
   end
