@@ -86,13 +86,19 @@ impl BufferedTimeline {
         Ok(Arc::new(BufferedTimeline { inner, dir, tx, last_seq: Mutex::new(max_seq), shipped: shipped_rx, failures }))
     }
 
-    /// Waits until everything appended before this call has reached the backend.
-    pub async fn flush(&self) -> Result<()> {
+    /// Waits until everything appended before this call is in the log on disk; returns the
+    /// log position it reaches.
+    async fn on_disk(&self) -> Result<Pos> {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Mark(tx)).await.is_err() {
             return Err(crate::DataError::backend("timeline buffer", "writer stopped"));
         }
-        let target = rx.await.map_err(|_| crate::DataError::backend("timeline buffer", "writer stopped"))?;
+        rx.await.map_err(|_| crate::DataError::backend("timeline buffer", "writer stopped"))
+    }
+
+    /// Waits until everything appended before this call has reached the backend.
+    pub async fn flush(&self) -> Result<()> {
+        let target = self.on_disk().await?;
         let mut shipped = self.shipped.clone();
         shipped.wait_for(|p| *p >= target).await.map_err(|_| crate::DataError::backend("timeline buffer", "shipper stopped"))?;
         Ok(())
@@ -151,9 +157,13 @@ impl TimelineStore for BufferedTimeline {
         }
     }
 
+    /// Reads its own writes: what was appended before is on disk first (in the log, or shipped
+    /// to the backend). The log is read before the backend, so an event shipped in between is
+    /// found in the backend rather than missed by both.
     async fn timeline(&self, tenant_id: &str, call_id: &str) -> Result<Vec<TimelineEvent>> {
-        let mut events = self.inner.timeline(tenant_id, call_id).await?;
+        self.on_disk().await?;
         let pending = self.unshipped(Some((tenant_id, call_id)))?;
+        let mut events = self.inner.timeline(tenant_id, call_id).await?;
         events.extend(pending.into_iter().map(|r| r.event));
         events.sort_by_key(|e| e.seq);
         events.dedup_by_key(|e| e.seq);
