@@ -27,6 +27,7 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
     let mut signals = Signals::new()?;
     let shutdown = CancellationToken::new();
     let server = Server::start(cfg, shutdown.clone()).await?;
+    let telemetry = callfunnel_control::telemetry::Telemetry::install(&server.state.config.telemetry, &server.state.stores.node_id)?;
     let missing = server.state.hub.missing();
     if !missing.is_empty() {
         tracing::warn!(?missing, "models missing: calls will fail until `callfunnel models fetch` is run");
@@ -52,6 +53,10 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
     // Calls have ended: wait for their uploads and ledger lines, ship the timeline buffer (what
     // cannot be shipped now stays in its log on disk and ships at the next start).
     state.finish(std::time::Duration::from_secs(30)).await;
+    if let Some(t) = telemetry {
+        // the exporter blocks while it sends the last spans
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -41,6 +41,8 @@ pub struct Config {
     pub campaigns: CampaignsConfig,
     /// Where agents' HTTP tools may go (SSRF guard; strict by default).
     pub tools: crate::tools_config::ToolsConfig,
+    /// OpenTelemetry traces (OTLP/HTTP); off by default.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +149,7 @@ impl Default for Config {
             auth: crate::auth::AuthConfig::default(),
             campaigns: CampaignsConfig::default(),
             tools: Default::default(),
+            telemetry: Default::default(),
         }
     }
 }
@@ -170,6 +173,7 @@ impl Config {
         self.turn.validate().map_err(|e| anyhow::anyhow!("invalid [turn]: {e}"))?;
         self.providers.validate().map_err(|e| anyhow::anyhow!("invalid [providers]: {e}"))?;
         self.stores.validate()?;
+        self.telemetry.validate()?;
         self.tools.validate().map_err(|e| anyhow::anyhow!("invalid [tools]: {e}"))?;
         if !matches!(self.data.timeline.as_str(), "file" | "memory") {
             anyhow::bail!("invalid [data] timeline `{}`: use `file` or `memory`", self.data.timeline);

@@ -18,6 +18,7 @@ pub mod routing;
 pub mod store_secrets;
 pub mod stores;
 pub mod stores_config;
+pub mod telemetry;
 pub mod telephony_config;
 pub mod tool_net;
 pub mod tools_config;

@@ -70,13 +70,14 @@ pub struct Controller {
     meter: Arc<UsageMeter>,
     /// STT interim results, on to the listener (a second opinion at pauses).
     hints: mpsc::Sender<String>,
+    trace: Arc<super::trace::CallTrace>,
 }
 
 impl Controller {
-    pub async fn run(setup: CallSetup, providers: Providers, io: CarrierIo, mut commands: mpsc::Receiver<CallCommand>, rec: Recorder, meter: Arc<UsageMeter>, cancel: CancellationToken) -> CallEnd {
+    pub async fn run(setup: CallSetup, providers: Providers, io: CarrierIo, mut commands: mpsc::Receiver<CallCommand>, rec: Recorder, meter: Arc<UsageMeter>, trace: Arc<super::trace::CallTrace>, cancel: CancellationToken) -> CallEnd {
         let ctx = &setup.context;
         rec.record("call_started", json!({"call_id": setup.call_id, "tenant_id": ctx.tenant_id, "agent_id": ctx.agent_id, "caller": ctx.caller,
-            "stt": providers.stt.name(), "brain": providers.brain.name(), "tts": providers.tts.name()}));
+            "stt": providers.stt.name(), "brain": providers.brain.name(), "tts": providers.tts.name(), "trace_id": trace.trace_id()}));
         let vad = match providers.vad.create(8000) {
             Ok(v) => v,
             Err(e) => return CallEnd::Failed { error: format!("VAD: {e}") },
@@ -122,7 +123,7 @@ impl Controller {
             setup, providers, brain, rec, cancel: cancel.clone(), out: io.outbound, playout: playout_tx, speaker_tx,
             history: Vec::new(), agent: None, next_turn: 1, backchannel: false, speech_started_at: None,
             pending: VecDeque::new(), finals: VecDeque::new(), parts: Vec::new(),
-            meter, screener, screening_flag, leaving_message: false, dtmf: String::new(), dtmf_deadline: None, hints: hints_tx,
+            meter, screener, screening_flag, leaving_message: false, dtmf: String::new(), dtmf_deadline: None, hints: hints_tx, trace,
         };
         if c.screener.is_some() {
             c.rec.record("screening_started", json!({}));
@@ -333,6 +334,7 @@ impl Controller {
         let Some(a) = self.agent.as_mut() else { return };
         if let (false, Some(l)) = (a.latency_recorded, a.times.latency()) {
             a.latency_recorded = true;
+            self.trace.turn(a.id, &a.times);
             self.rec.record("turn_latency", json!({"turn": a.id, "latency_ms": l, "engine_overhead_ms": l.engine_overhead()}));
         }
     }

@@ -14,6 +14,7 @@ pub mod heard;
 pub mod latency;
 pub mod playout;
 pub mod screening;
+pub mod trace;
 pub mod turn;
 pub mod usage;
 
@@ -168,7 +169,8 @@ pub async fn run_call_metered(
         }
         None => (io, None),
     };
-    let end = controller::Controller::run(setup, providers, io, commands, recorder.clone(), meter.clone(), call_cancel.clone()).await;
+    let trace = Arc::new(trace::CallTrace::start(&setup.call_id, &setup.context.tenant_id, &setup.context.agent_id));
+    let end = controller::Controller::run(setup, providers, io, commands, recorder.clone(), meter.clone(), trace.clone(), call_cancel.clone()).await;
     call_cancel.cancel();
     if let Some(task) = recording {
         // The tap ends once every sender of the call is gone; never wait on it for long.
@@ -176,7 +178,9 @@ pub async fn run_call_metered(
     }
     let usage = meter.totals(stt_name, tts_name);
     recorder.record("call_usage", serde_json::to_value(&usage).unwrap_or_default());
-    recorder.record("call_ended", serde_json::to_value(&end).unwrap_or_default());
+    let ended = serde_json::to_value(&end).unwrap_or_default();
+    trace.end(ended["end"].as_str().unwrap_or("unknown"));
+    recorder.record("call_ended", ended);
     drop(recorder);
     let _ = writer.await;
     (end, usage)
