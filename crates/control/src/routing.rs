@@ -108,6 +108,16 @@ impl Plans {
         serde_json::from_value(doc).map_err(|e| tracing::error!(call_id, error = %e, "shared call plan unreadable")).ok()
     }
 
+    /// A plan no stream has taken yet, on any node (a call still ringing). A plan made here
+    /// whose stream another node took is dropped.
+    pub async fn untaken(&self, call_id: &str) -> Option<CallPlan> {
+        if self.shared.get().is_some() && self.shared_doc(call_id).await.is_some_and(|d| d["taken"] == true) {
+            self.remove(call_id);
+            return None;
+        }
+        self.lookup(call_id).await
+    }
+
     async fn shared_doc(&self, call_id: &str) -> Option<serde_json::Value> {
         let hot = self.shared.get()?;
         match tokio::time::timeout(SHARED_DEADLINE, hot.get_plan(call_id)).await {
@@ -150,11 +160,20 @@ impl Plans {
 
     /// The plan is taken (the stream started) or dropped: gone here and in the fleet's copy,
     /// which keeps only whose call it was (carrier callbacks may reach any node).
+    /// (A plan this node read from the fleet's copy is retired there too.)
     pub fn remove(&self, call_id: &str) {
-        let removed = self.plans.lock().remove(call_id);
-        let (Some(hot), Some((plan, _))) = (self.shared.get().cloned(), removed) else { return };
-        let (call_id, tombstone) = (call_id.to_string(), serde_json::json!({"taken": true, "tenant_id": plan.tenant_id}));
+        let removed = self.plans.lock().remove(call_id).map(|(p, _)| p.tenant_id);
+        let Some(hot) = self.shared.get().cloned() else { return };
+        let call_id = call_id.to_string();
         tokio::spawn(async move {
+            let tenant = match removed {
+                Some(t) => t,
+                None => match hot.get_plan(&call_id).await {
+                    Ok(Some(doc)) if doc["taken"] != true => doc["tenant_id"].as_str().unwrap_or_default().to_string(),
+                    _ => return, // never shared, or already retired
+                },
+            };
+            let tombstone = serde_json::json!({"taken": true, "tenant_id": tenant});
             if let Err(e) = hot.put_plan(&call_id, &tombstone, SHARED_TTL).await {
                 tracing::warn!(call_id, error = %e, "shared call plan not retired");
             }
@@ -207,9 +226,12 @@ mod tests {
         assert_eq!((got.tenant_id.as_str(), got.carrier, got.carrier_sid.as_str(), got.direction), ("t", Carrier::Exotel, "CA1", Direction::Outbound));
         assert_eq!(got.screening.unwrap().monologue_ms, 4321, "screening travels too");
         assert!(b.lookup("c2").await.is_none());
-        a.remove("c1"); // the stream took it
+        b.remove("c1"); // node b's stream took it (from the fleet's copy)
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(b.lookup("c1").await.is_none(), "a taken plan is not handed out again");
+        assert!(a.get("c1").is_some(), "node a still holds its own copy");
+        assert!(a.untaken("c1").await.is_none(), "but knows the stream took it");
+        assert!(a.get("c1").is_none(), "and drops it");
         assert_eq!(b.owner_shared("c1").await.as_deref(), Some("t"), "but its owner is still known");
     }
 

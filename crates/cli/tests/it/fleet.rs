@@ -4,6 +4,7 @@
 //! - A call's media WebSocket lands on the node its call id hashes to, every time.
 //! - Killing a node (SIGKILL) cuts only its calls. The other calls finish normally, a new call
 //!   meant for the dead node is taken by another, and the dead node's leases expire.
+//! - The API on any node hangs up a call that another node runs.
 //! - SIGTERM drains a node: it is no longer ready and its new calls go elsewhere. Its live call
 //!   finishes, its timeline is in MongoDB, and it exits 0.
 
@@ -65,6 +66,8 @@ struct Fleet {
     nginx: Child,
     front: String,
     http: reqwest::Client,
+    /// A tenant-admin token every node accepts (they share the dev issuer's key).
+    token: String,
 }
 
 impl Drop for Fleet {
@@ -134,11 +137,26 @@ async fn start_fleet(s: &Shared) -> Fleet {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let front = free_port();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    for i in 1..=3 {
+        std::fs::write(dir.join(format!("node-{i}.toml")), node_config(&dir, i, ports[i - 1], front, s)).unwrap();
+    }
+    // one API signing key for the fleet: made by `callfunnel token` for node-1, copied to the others
+    let out = Command::new(env!("CARGO_BIN_EXE_callfunnel")).arg("--config").arg(dir.join("node-1.toml")).args(["token", "--tenant", &s.tenant]).output().unwrap();
+    assert!(out.status.success(), "callfunnel token: {}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    for i in 2..=3 {
+        let to = dir.join(format!("node-{i}/auth"));
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(dir.join("node-1/auth")).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
     let mut nodes = Vec::new();
     for i in 1..=3 {
-        let port = free_port();
+        let port = ports[i - 1];
         let cfg = dir.join(format!("node-{i}.toml"));
-        std::fs::write(&cfg, node_config(&dir, i, port, front, s)).unwrap();
         let log = dir.join(format!("node-{i}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_callfunnel"))
             .arg("--config")
@@ -169,7 +187,7 @@ async fn start_fleet(s: &Shared) -> Fleet {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut fleet = Fleet { dir, nodes, nginx, front: format!("127.0.0.1:{front}"), http: reqwest::Client::new() };
+    let mut fleet = Fleet { dir, nodes, nginx, front: format!("127.0.0.1:{front}"), http: reqwest::Client::new(), token };
     // every node ready (its models loaded), and nginx in front
     let t = Instant::now();
     for i in 0..3 {
@@ -333,7 +351,30 @@ async fn three_nodes_behind_nginx_sticky_media_node_loss_and_drain() {
     assert!(matches!(took.as_deref(), Some("node-1" | "node-2")), "a live node took the re-routed call: {took:?}");
     wait_until("no lease left", Duration::from_secs(10), async || hot.active_calls_total().await.unwrap() == 0).await;
 
-    // 4. node-1 drains (SIGTERM) while a call runs on it.
+    // 4. The API of node-1 hangs up a call that node-2 runs.
+    let remote = pick("node-2");
+    let url = fleet.incoming(&remote).await;
+    let remote_talk = talk(url, &remote, LONG);
+    wait_until("the call is live on node-2", Duration::from_secs(60), async || hot.call_node(&remote).await.unwrap().as_deref() == Some("node-2")).await;
+    let api = |node: &str, path: String| fleet.http.post(format!("http://{}{path}", fleet.node(node).upstream())).bearer_auth(&fleet.token).send();
+    let r = api("node-1", format!("/v1/calls/{remote}/hangup")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!((body["hung_up"].as_bool(), body["node"].as_str()), (Some(true), Some("node-2")), "{body}");
+    let r = tokio::time::timeout(Duration::from_secs(20), remote_talk).await.expect("the hung-up call ends at once").unwrap();
+    assert_eq!(r.ended_by, "agent closed the stream");
+    let mut ev = Vec::new();
+    wait_until("the hang-up in the timeline", Duration::from_secs(30), async || {
+        ev = timelines.timeline(&shared.tenant, &remote).await.unwrap();
+        ev.iter().any(|e| e.kind == "call_ended")
+    })
+    .await;
+    assert!(ev.iter().any(|e| e.kind == "hangup_api" && e.data["engine_stopped"] == true), "node-2 stopped the call");
+    let r = api("node-1", format!("/v1/calls/{remote}/hangup")).await.unwrap();
+    assert_eq!(r.status(), 404, "an ended call is not active anywhere");
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "call_not_active");
+
+    // 5. node-1 drains (SIGTERM) while a call runs on it.
     let long = pick("node-1");
     let url = fleet.incoming(&long).await;
     let long_talk = talk(url, &long, LONG);

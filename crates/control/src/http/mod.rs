@@ -177,6 +177,7 @@ impl Server {
         let state = AppState::new(config, shutdown.clone(), secrets, carriers, stores.clone())?;
         tokio::spawn(heartbeat(stores.clone(), state.config.stores.lease_ttl(), shutdown.clone()));
         tokio::spawn(retention(stores, shutdown.clone()));
+        tokio::spawn(crate::node_bus::serve(state.clone()));
         tokio::spawn(state.dialer.clone().run(state.clone(), std::time::Duration::from_millis(state.config.campaigns.tick_ms.max(100)), shutdown.clone()));
         if state.config.server.preload_models && state.hub.missing().is_empty() {
             let hub = state.hub.clone();

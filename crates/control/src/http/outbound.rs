@@ -180,12 +180,24 @@ fn carrier_error(carrier: &str, e: impl std::fmt::Display) -> ApiError {
 }
 
 /// Ends `tenant`'s live call: the engine stops at once, and the carrier is told to hang up (a
-/// call the carrier already ended counts as done). Another tenant's call is "not active".
+/// call the carrier already ended counts as done). Another tenant's call is "not active". A
+/// call running on another node is hung up there (the answer names the node).
 pub async fn hangup_call(s: &AppState, tenant: &str, call_id: &str) -> Result<Value, ApiError> {
+    callfunnel_data::check_id(call_id).map_err(|e| ApiError::bad_request("invalid_call_id", e.to_string()))?;
+    if s.registry.get_active(call_id).is_none()
+        && let Some(node) = crate::node_bus::remote_node(s, call_id).await
+    {
+        return crate::node_bus::forward_hangup(s, &node, tenant, call_id).await;
+    }
+    hangup_here(s, tenant, call_id).await
+}
+
+/// [`hangup_call`] for a call this node runs (or placed and is still ringing).
+pub async fn hangup_here(s: &AppState, tenant: &str, call_id: &str) -> Result<Value, ApiError> {
     callfunnel_data::check_id(call_id).map_err(|e| ApiError::bad_request("invalid_call_id", e.to_string()))?;
     let call_id = call_id.to_string();
     let active = s.registry.get_active(&call_id).filter(|a| a.tenant_id == tenant);
-    let planned = s.registry.plans.lookup(&call_id).await.filter(|p| p.tenant_id == tenant);
+    let planned = s.registry.plans.untaken(&call_id).await.filter(|p| p.tenant_id == tenant);
     let (carrier, sid) = match (&active, &planned) {
         (Some(a), _) => (a.carrier, a.carrier_sid.clone()),
         (None, Some(p)) => (p.carrier, p.carrier_sid.clone()),
