@@ -48,13 +48,18 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CampaignsConfig {
-    /// How often the dialer settles calls and places new ones (ms).
+    /// How often the dialer settles calls and places new ones (ms). Each tick also renews
+    /// this node's claims on the contacts it is dialling.
     pub tick_ms: u64,
+    /// A contact claimed for dialling whose claim has not been renewed for this long belongs
+    /// to a node that stopped: another node takes it over and counts a `node_lost` attempt
+    /// (retried like `failed`).
+    pub claim_stale_ms: u64,
 }
 
 impl Default for CampaignsConfig {
     fn default() -> Self {
-        CampaignsConfig { tick_ms: 2000 }
+        CampaignsConfig { tick_ms: 2000, claim_stale_ms: 60_000 }
     }
 }
 
@@ -174,6 +179,9 @@ impl Config {
         self.providers.validate().map_err(|e| anyhow::anyhow!("invalid [providers]: {e}"))?;
         self.stores.validate()?;
         self.telemetry.validate()?;
+        if self.campaigns.claim_stale_ms < 5 * self.campaigns.tick_ms.max(100) {
+            anyhow::bail!("invalid [campaigns] claim_stale_ms {}: use at least 5 ticks ({} ms)", self.campaigns.claim_stale_ms, 5 * self.campaigns.tick_ms.max(100));
+        }
         self.tools.validate().map_err(|e| anyhow::anyhow!("invalid [tools]: {e}"))?;
         if !matches!(self.data.timeline.as_str(), "file" | "memory") {
             anyhow::bail!("invalid [data] timeline `{}`: use `file` or `memory`", self.data.timeline);

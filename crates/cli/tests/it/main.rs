@@ -3,6 +3,7 @@
 mod analysis;
 mod api;
 mod auth;
+mod campaign_takeover;
 mod cli;
 mod control_plane;
 mod demo;

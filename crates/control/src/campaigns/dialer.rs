@@ -74,6 +74,7 @@ impl Dialer {
                 _ = tokio::time::sleep(every) => {}
             }
             self.settle(&s).await;
+            self.renew_claims(&s).await;
             if s.draining.is_cancelled() {
                 continue; // a draining node settles its calls but places no new ones
             }
@@ -109,9 +110,46 @@ impl Dialer {
         }
     }
 
+    /// Renews this node's claims on the contacts it is dialling (one write per campaign).
+    async fn renew_claims(&self, s: &AppState) {
+        let mut mine: HashMap<(String, String), Vec<i64>> = HashMap::new();
+        for f in self.in_flight.lock().values() {
+            mine.entry((f.tenant.clone(), f.campaign.clone())).or_default().push(f.contact);
+        }
+        for ((tenant, campaign), ids) in mine {
+            if let Err(e) = s.stores.control.touch_contacts(&tenant, &campaign, &ids).await {
+                tracing::warn!(campaign, error = %e, "campaign claims not renewed");
+            }
+        }
+    }
+
+    /// Settles contacts claimed by a node that stopped renewing its claims (it crashed or was
+    /// cut off): a `node_lost` attempt, retried like `failed`.
+    async fn take_over_stale(&self, s: &AppState, c: &Campaign, settings: &CampaignSettings) -> bool {
+        let older_than = chrono::Utc::now().timestamp_millis() - s.config.campaigns.claim_stale_ms as i64;
+        let stale = match s.stores.control.stale_contacts(&c.tenant_id, &c.id, older_than).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(campaign = c.id, error = %e, "stale campaign claims not read");
+                return false;
+            }
+        };
+        let any = !stale.is_empty();
+        for contact in stale {
+            // claims this node holds are renewed every tick: a stale one is never ours, unless
+            // this node stalled for longer than claim_stale_ms (then it is settled twice: the
+            // second finish finds it no longer dialing and changes nothing)
+            tracing::warn!(campaign = c.id, contact = contact.id, "contact claimed by a node that stopped: taken over");
+            let f = InFlight { tenant: c.tenant_id.clone(), campaign: c.id.clone(), contact: contact.id, attempts: contact.attempts, settings: settings.clone(), placed: std::time::Instant::now() };
+            self.finish(s, &f, "node_lost", None).await;
+        }
+        any
+    }
+
     async fn finish(&self, s: &AppState, f: &InFlight, result: &str, call_id: Option<&str>) {
         let attempts = f.attempts + 1;
-        let retry = result != "completed" && f.settings.retry_on.iter().any(|r| r == result) && (attempts as u32) < f.settings.max_attempts;
+        let retried_as = if result == "node_lost" { "failed" } else { result };
+        let retry = result != "completed" && f.settings.retry_on.iter().any(|r| r == retried_as) && (attempts as u32) < f.settings.max_attempts;
         let retry_at = retry.then(|| chrono::Utc::now().timestamp_millis() + f.settings.backoff_ms(attempts));
         if let Err(e) = s.stores.control.finish_contact(&f.tenant, &f.campaign, f.contact, result, call_id, retry_at).await {
             tracing::warn!(campaign = f.campaign, contact = f.contact, error = %e, "campaign contact outcome not saved");
@@ -130,13 +168,12 @@ impl Dialer {
             }
         };
         let mine = self.in_flight.lock().values().filter(|f| f.tenant == c.tenant_id && f.campaign == c.id).count() as u32;
-        let progress = match s.stores.control.campaign_progress(&c.tenant_id, &c.id).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(campaign = c.id, error = %e, "campaign progress not read");
-                return 0;
-            }
-        };
+        let read = async || s.stores.control.campaign_progress(&c.tenant_id, &c.id).await.map_err(|e| tracing::warn!(campaign = c.id, error = %e, "campaign progress not read")).ok();
+        let Some(mut progress) = read().await else { return 0 };
+        if progress.dialing > i64::from(mine) && self.take_over_stale(s, c, &settings).await {
+            let Some(p) = read().await else { return 0 };
+            progress = p;
+        }
         if progress.pending == 0 && progress.dialing == 0 && mine == 0 {
             self.complete(s, c, &progress).await;
             return 0;

@@ -69,6 +69,8 @@ macro_rules! delegate_control_store {
             }
             async fn running_campaigns(&self) -> Result<Vec<Campaign>> { <$store>::running_campaigns(self).await }
             async fn release_contact(&self, t: &str, c: &str, id: i64) -> Result<()> { <$store>::release_contact(self, t, c, id).await }
+            async fn touch_contacts(&self, t: &str, c: &str, ids: &[i64]) -> Result<u64> { <$store>::touch_contacts(self, t, c, ids).await }
+            async fn stale_contacts(&self, t: &str, c: &str, older: i64) -> Result<Vec<CampaignContact>> { <$store>::stale_contacts(self, t, c, older).await }
             async fn create_webhook(&self, t: &str, w: NewWebhook) -> Result<Webhook> { <$store>::create_webhook(self, t, w).await }
             async fn webhooks(&self, t: &str) -> Result<Vec<Webhook>> { <$store>::webhooks(self, t).await }
             async fn delete_webhook(&self, t: &str, id: &str) -> Result<()> { <$store>::delete_webhook(self, t, id).await }

@@ -129,6 +129,11 @@ pub trait ControlStore: Send + Sync {
     /// `dialing` → `pending` without counting an attempt (a dialer shutting down). `Conflict`
     /// if the contact is not dialing.
     async fn release_contact(&self, tenant_id: &str, campaign_id: &str, contact_id: i64) -> Result<()>;
+    /// Keeps the claims on `dialing` contacts alive (their `updated_at` = now); how many.
+    async fn touch_contacts(&self, tenant_id: &str, campaign_id: &str, ids: &[i64]) -> Result<u64>;
+    /// Takes over `dialing` contacts not touched since `older_than_ms` (a node that claimed
+    /// them stopped): still `dialing`, now claimed by the caller, which must settle them.
+    async fn stale_contacts(&self, tenant_id: &str, campaign_id: &str, older_than_ms: i64) -> Result<Vec<CampaignContact>>;
 
     // --- webhooks (the secret signs deliveries; deliveries are kept after a webhook is deleted)
     /// Id `wh_` + 20 letters/digits; the url is http(s) (≤ 2048), 1-64 events (≤ 64 chars

@@ -142,6 +142,55 @@ macro_rules! sql_dialer {
                 Ok(())
             }
 
+            /// Keeps this node's claims alive: `dialing` contacts among `ids` get `updated_at`
+            /// = now. Returns how many were touched.
+            async fn touch_contacts(&self, tenant_id: &str, campaign_id: &str, ids: &[i64]) -> $crate::Result<u64> {
+                use $crate::control::validate as v;
+                v::id(tenant_id)?;
+                v::id(campaign_id)?;
+                let mut n = 0;
+                for chunk in ids.chunks(500) {
+                    let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                    let done = sqlx::query(&format!(
+                        "UPDATE campaign_contacts SET updated_at = $3 WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'dialing' AND id IN ({list})"
+                    ))
+                    .bind(tenant_id)
+                    .bind(campaign_id)
+                    .bind(v::now_ms())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| $crate::DataError::backend($name, e))?;
+                    n += done.rows_affected();
+                }
+                Ok(n)
+            }
+
+            /// Takes over `dialing` contacts whose claim has not been touched since
+            /// `older_than_ms` (their node stopped): they are returned still `dialing`, touched
+            /// (claimed by the caller, which settles them).
+            async fn stale_contacts(&self, tenant_id: &str, campaign_id: &str, older_than_ms: i64) -> $crate::Result<Vec<$crate::control::CampaignContact>> {
+                use $crate::control::validate as v;
+                v::id(tenant_id)?;
+                v::id(campaign_id)?;
+                let rows = sqlx::query(concat!(
+                    "UPDATE campaign_contacts SET updated_at = $4 WHERE id IN (",
+                    "SELECT id FROM campaign_contacts WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'dialing' ",
+                    "AND updated_at < $3 ORDER BY id LIMIT 1000 ",
+                    $skip_locked,
+                    ") RETURNING *"
+                ))
+                .bind(tenant_id)
+                .bind(campaign_id)
+                .bind(older_than_ms)
+                .bind(v::now_ms())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| $crate::DataError::backend($name, e))?;
+                let mut out = rows.iter().map(Self::contact_row).collect::<$crate::Result<Vec<_>>>()?;
+                out.sort_by_key(|c| c.id);
+                Ok(out)
+            }
+
             async fn campaign_progress(&self, tenant_id: &str, id: &str) -> $crate::Result<$crate::control::CampaignProgress> {
                 use sqlx::Row;
                 use $crate::control::ContactStatus;

@@ -30,7 +30,7 @@ on_both!(
     tenants_create_get_plan, numbers_unique_and_routed, numbers_validated, usage_idempotent_and_isolated,
     invoice_exact_and_immutable, billing_bad_input, agent_versions_sequential, agent_versions_concurrent,
     api_keys_lifecycle, users_and_roles, knowledge_bases_and_documents, campaigns_and_contacts,
-    campaign_dialer_lifecycle,
+    campaign_dialer_lifecycle, campaign_claims_of_a_stopped_node,
 );
 
 // the macro above is in scope for these (declared after it)
@@ -559,6 +559,33 @@ async fn campaign_dialer_lifecycle(s: &dyn ControlStore) {
 
     s.set_campaign_status(&t, "renewals", CampaignStatus::Completed).await.unwrap();
     assert!(mine(s.running_campaigns().await.unwrap()).is_empty());
+}
+
+async fn campaign_claims_of_a_stopped_node(s: &dyn ControlStore) {
+    let t = tenant(s).await;
+    s.create_agent(&t, "dialer", "Dialer").await.unwrap();
+    s.create_campaign(&t, "c", "dialer", "C", json!({})).await.unwrap();
+    s.add_campaign_contacts(&t, "c", (0..4).map(|i| (format!("+1415555030{i}"), json!({}))).collect()).await.unwrap();
+    // node A claims two contacts and keeps renewing one; node B claims the other two
+    let a = s.next_contacts(&t, "c", 2).await.unwrap();
+    let b = s.next_contacts(&t, "c", 2).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let cut = now_ms();
+    assert_eq!(s.touch_contacts(&t, "c", &[a[0].id]).await.unwrap(), 1);
+    assert_eq!(s.touch_contacts(&t, "c", &[b[0].id, b[1].id, i64::MAX]).await.unwrap(), 2, "unknown ids touch nothing");
+    assert_eq!(s.touch_contacts(&t, "c", &[]).await.unwrap(), 0);
+    // a[1] was not renewed since before `cut`: its node stopped
+    let (x, y) = futures::join!(s.stale_contacts(&t, "c", cut), s.stale_contacts(&t, "c", cut));
+    let mut got: Vec<_> = x.unwrap().into_iter().chain(y.unwrap()).map(|c| (c.id, c.status)).collect();
+    got.sort();
+    assert_eq!(got, vec![(a[1].id, ContactStatus::Dialing)], "taken over once, still dialing");
+    assert!(s.stale_contacts(&t, "c", cut).await.unwrap().is_empty(), "the take-over renewed the claim");
+    s.finish_contact(&t, "c", a[1].id, "node_lost", None, Some(1)).await.unwrap();
+    let p = s.campaign_progress(&t, "c").await.unwrap();
+    assert_eq!((p.pending, p.dialing, p.attempts), (1, 3, 1));
+    // a finished contact is no longer anyone's claim
+    assert_eq!(s.touch_contacts(&t, "c", &[a[1].id]).await.unwrap(), 0);
+    assert!(matches!(s.stale_contacts("bad id", "c", cut).await, Err(DataError::InvalidId(_))));
 }
 
 fn now_ms() -> i64 {
