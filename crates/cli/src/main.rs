@@ -3,6 +3,7 @@
 mod call;
 mod demo;
 mod kb;
+mod loadtest;
 mod logging;
 mod models;
 mod report;
@@ -37,6 +38,9 @@ enum Command {
     Serve(serve::Args),
     /// Place a simulated Twilio call against a running server.
     Call(call::Args),
+    /// Hold N concurrent simulated Twilio calls against a running server and report latency,
+    /// drops, CPU and memory.
+    Loadtest(loadtest::Args),
     /// Run the offline demo call: starts a server in-process and calls it with a script.
     Demo(demo::Args),
     /// Print per-frame speech probabilities of a WAV file (Silero VAD).
@@ -67,6 +71,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(a) => serve::run(a, cli.config.as_deref()).await,
             Command::Call(a) => call::run(a, cli.config.as_deref()).await,
+            Command::Loadtest(a) => loadtest::run(a).await,
             Command::Token(a) => token::run(a, cli.config.as_deref()),
             Command::Kb(a) => kb::run(a, cli.config.as_deref()).await,
             Command::Rulebook(a) => rulebook::run(a, cli.config.as_deref()).await,

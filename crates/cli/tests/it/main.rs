@@ -10,6 +10,7 @@ mod demo;
 mod drain;
 mod fleet;
 mod knowledge;
+mod loadtest;
 mod metrics;
 mod rulebook;
 mod stores;

@@ -100,7 +100,17 @@ enum Phase {
 
 /// Places a scripted call against `opts.url`.
 pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, CallerError> {
-    let audio: Vec<Vec<i16>> = script.lines.iter().map(|l| script::line_audio(l, &script.call)).collect::<Result<_, _>>()?;
+    let audio = render(script)?;
+    run_rendered(script, &audio, opts).await
+}
+
+/// Each line's audio (8 kHz), rendered once: many callers of one script share it.
+pub fn render(script: &Script) -> Result<Vec<Vec<i16>>, CallerError> {
+    Ok(script.lines.iter().map(|l| script::line_audio(l, &script.call)).collect::<Result<_, _>>()?)
+}
+
+/// [`run`] with the script's audio already rendered ([`render`]).
+pub async fn run_rendered(script: &Script, audio: &[Vec<i16>], opts: &CallerOptions) -> Result<CallerReport, CallerError> {
     let connect_err = |message: String| CallerError::Connect { url: opts.url.clone(), message };
     let mut request = opts.url.as_str().into_client_request().map_err(|e| connect_err(e.to_string()))?;
     for (k, v) in &opts.headers {
@@ -130,6 +140,8 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
     let mut media_pending: Vec<i16> = Vec::new();
 
     let mut buf: VecDeque<Play> = VecDeque::new();
+    // both sides as heard, kept only to write a recording (a load test runs hundreds of callers)
+    let recording = opts.record.is_some();
     let (mut caller_track, mut agent_track) = (Vec::<i16>::new(), Vec::<i16>::new());
     let mut reports: Vec<LineReport> = Vec::new();
     let (mut marks_echoed, mut clears, mut agent_audio_ms) = (0u64, 0u64, 0u64);
@@ -212,7 +224,9 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
                     }
                 }
                 played.resize(FRAME, 0);
-                agent_track.extend_from_slice(&played);
+                if recording {
+                    agent_track.extend_from_slice(&played);
+                }
 
                 // 2. The script decides what the caller does now.
                 let agent_quiet = buf.is_empty() && last_agent_ms.is_none_or(|t| now - t >= AGENT_QUIET_MS);
@@ -257,7 +271,9 @@ pub async fn run(script: &Script, opts: &CallerOptions) -> Result<CallerReport, 
                     }
                     Phase::Closing => { ended_by = "script finished".into(); break }
                 };
-                caller_track.extend_from_slice(&frame);
+                if recording {
+                    caller_track.extend_from_slice(&frame);
+                }
                 media_pending.extend_from_slice(&frame);
                 if media_pending.len() >= FRAME * media_every as usize {
                     let started = (now + 20).saturating_sub(media_pending.len() as u64 / 8);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# A load test on this machine: the Deepgram, Anthropic and Cartesia simulators (realistic
+# latencies), `callfunnel serve --config config/loadtest.toml`, then `callfunnel loadtest`.
+#   scripts/loadtest.sh CALLS [RAMP_S] [DURATION_S] [extra loadtest flags, e.g. --json]
+# Uses the release binary (make build). The server's log: $OUT/serve.log (OUT defaults to
+# /tmp/callfunnel-load). Everything started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 1 ] || { echo "usage: $0 CALLS [RAMP_S] [DURATION_S] [loadtest flags]" >&2; exit 2; }
+calls=$1 ramp=${2:-30} duration=${3:-60}
+shift $(( $# < 3 ? $# : 3 ))
+BIN=${CF_LOAD_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/callfunnel-target}/release/callfunnel}
+[ -x "$BIN" ] || { echo "$0: $BIN missing: run make build" >&2; exit 1; }
+OUT=${OUT:-/tmp/callfunnel-load}
+rm -rf "$OUT" && mkdir -p "$OUT"
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+export CALLFUNNEL_LOG_LEVEL=${CALLFUNNEL_LOG_LEVEL:-warn}
+"$BIN" sim deepgram --listen 127.0.0.1:18101 --realistic --script assets/load/stt-lines.txt >"$OUT/sim-deepgram.log" 2>&1 & pids+=($!)
+"$BIN" sim anthropic --listen 127.0.0.1:18102 --realistic >"$OUT/sim-anthropic.log" 2>&1 & pids+=($!)
+"$BIN" sim cartesia --listen 127.0.0.1:18103 --realistic >"$OUT/sim-cartesia.log" 2>&1 & pids+=($!)
+DEEPGRAM_API_KEY=sim-key ANTHROPIC_API_KEY=sim-key CARTESIA_API_KEY=sim-key CALLFUNNEL_DATA__DIR="$OUT/data" \
+  "$BIN" --config config/loadtest.toml serve >"$OUT/serve.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 300); do
+  curl -sf http://127.0.0.1:18100/readyz >/dev/null && break
+  sleep 0.2
+done
+curl -sf http://127.0.0.1:18100/readyz >/dev/null || { echo "$0: the server is not ready (see $OUT/serve.log)" >&2; exit 1; }
+"$BIN" loadtest --target http://127.0.0.1:18100 --calls "$calls" --ramp "$ramp" --duration "$duration" "$@"
