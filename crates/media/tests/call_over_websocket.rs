@@ -79,6 +79,8 @@ async fn barge_in_truncates_history_and_the_agent_ends_the_call() {
     });
 
     let script = Script::from_toml(SCRIPT).unwrap();
+    let vad = |r| callfunnel_metrics::VAD_FRAMES.get([r]);
+    let (silero_before, gated_before) = (vad("silero"), vad("gated"));
     let rec = std::env::temp_dir().join(format!("cf-call-{}.wav", std::process::id()));
     let report = caller::run(&script, &CallerOptions { record: Some(rec.clone()), ..CallerOptions::new(format!("ws://{addr}/twilio/media/good1")) }).await.unwrap();
     assert!(bad.await.unwrap(), "the bad stream was not closed");
@@ -91,6 +93,10 @@ async fn barge_in_truncates_history_and_the_agent_ends_the_call() {
     // The caller hears the reply soon after it stops (pause threshold + instant providers).
     assert!(report.lines.iter().all(|l| l.reply_after_ms.is_some_and(|ms| (150..1000).contains(&ms))), "{report:?}");
     assert!((320..1200).contains(&clear_ms), "clear {clear_ms} ms after the caller started");
+    // the energy pre-gate judged the caller's silences (the agent talking, the pauses) without
+    // the VAD model, and the conversation above went exactly as it should
+    let (silero, gated) = (vad("silero") - silero_before, vad("gated") - gated_before);
+    assert!(silero > 50 && gated > 50, "silero {silero}, gated {gated}");
     assert!(std::fs::metadata(&rec).unwrap().len() > 100_000);
     let _ = std::fs::remove_file(&rec);
 

@@ -186,6 +186,7 @@ pub static PROVIDER_FAILOVERS: Family<3> = Family::new("callfunnel_provider_fail
 pub static PROVIDER_ERRORS: Family<2> = Family::new("callfunnel_provider_errors_total", "Provider failures: `open` (a stream or session could not start), `in_call` (failed while in use).", ["provider", "kind"]);
 pub static WEBHOOK_DELIVERIES: Family<1> = Family::new("callfunnel_webhook_deliveries_total", "Webhook delivery attempts by outcome (`retry` will be attempted again).", ["outcome"]);
 pub static ANALYSIS: Family<1> = Family::new("callfunnel_analysis_total", "Post-call analysis runs by outcome (`retry` goes back to the queue).", ["outcome"]);
+pub static VAD_FRAMES: Family<1> = Family::new("callfunnel_vad_frames_total", "VAD frames by what judged them: `silero`, or `gated` (under the energy gate, outside a turn: silence without running the model).", ["result"]);
 pub static SCRAPE_ERRORS: Family<1> = Family::new("callfunnel_scrape_errors_total", "Values a scrape could not read in time (the last value read is reported).", ["source"]);
 
 /// Refusal reasons written as 0 until they happen, so that rates and alerts see them.
@@ -206,7 +207,10 @@ pub fn encode(t: &mut Text) {
     for r in REFUSALS {
         CALLS_REFUSED.add([r], 0);
     }
-    for f in [&CALLS_REFUSED, &WEBHOOK_DELIVERIES, &ANALYSIS, &SCRAPE_ERRORS] {
+    for r in ["silero", "gated"] {
+        VAD_FRAMES.add([r], 0);
+    }
+    for f in [&CALLS_REFUSED, &WEBHOOK_DELIVERIES, &ANALYSIS, &SCRAPE_ERRORS, &VAD_FRAMES] {
         f.encode(t);
     }
     CALLS.encode(t);

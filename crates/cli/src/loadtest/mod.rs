@@ -78,6 +78,8 @@ pub struct Report {
     pub server_rss_peak_mb: f64,
     /// (peak RSS − idle RSS) / peak live calls.
     pub kb_per_call: f64,
+    /// VAD frames the energy pre-gate judged without running Silero (%).
+    pub vad_gated_percent: f64,
 }
 
 #[derive(Default)]
@@ -268,6 +270,8 @@ fn build_report(args: &Args, t: &Tally, before: &Scrape, after: &Scrape, wall: f
     let cpu = after.get("process_cpu_seconds_total", &[]).unwrap_or(0.0) - before.get("process_cpu_seconds_total", &[]).unwrap_or(0.0);
     let call_s = t.call_ms.load(Ordering::Relaxed) as f64 / 1000.0;
     let rss_peak = rss_peak.max(after.get("process_resident_memory_bytes", &[]).unwrap_or(0.0));
+    let vad = |r: &str| after.sum("callfunnel_vad_frames_total", &[("result", r)]) - before.sum("callfunnel_vad_frames_total", &[("result", r)]);
+    let (silero, gated) = (vad("silero"), vad("gated"));
     Report {
         target_calls: args.calls,
         ramp_s: args.ramp,
@@ -286,6 +290,7 @@ fn build_report(args: &Args, t: &Tally, before: &Scrape, after: &Scrape, wall: f
         server_rss_idle_mb: rss_idle / 1e6,
         server_rss_peak_mb: rss_peak / 1e6,
         kb_per_call: if peak_live > 0 { (rss_peak - rss_idle).max(0.0) / 1000.0 / peak_live as f64 } else { 0.0 },
+        vad_gated_percent: if silero + gated > 0.0 { gated * 100.0 / (silero + gated) } else { 0.0 },
     }
 }
 
@@ -301,7 +306,7 @@ fn print(r: &Report) {
     for (s, v) in &r.stages {
         p(&format!("server stage {s}"), v);
     }
-    println!("  server CPU {:.1} % · {:.2} ms CPU per call-second · RSS {:.1} MB idle, {:.1} MB peak · {:.0} KB per call", r.server_cpu_percent, r.cpu_ms_per_call_second, r.server_rss_idle_mb, r.server_rss_peak_mb, r.kb_per_call);
+    println!("  server CPU {:.1} % · {:.2} ms CPU per call-second · RSS {:.1} MB idle, {:.1} MB peak · {:.0} KB per call · VAD frames gated {:.0} %", r.server_cpu_percent, r.cpu_ms_per_call_second, r.server_rss_idle_mb, r.server_rss_peak_mb, r.kb_per_call, r.vad_gated_percent);
 }
 
 #[cfg(test)]

@@ -23,6 +23,11 @@ pub struct TurnConfig {
     pub preroll_ms: u32,
     /// Keys pressed within this long of each other are one entry (`#` ends an entry at once).
     pub dtmf_timeout_ms: u32,
+    /// Energy pre-gate: outside a caller's turn, a VAD frame quieter than this (RMS, dBFS) is
+    /// silence without asking Silero; Silero runs on every louder frame, for `vad_gate_hold_ms`
+    /// after one, and throughout a turn. -120 turns the gate off (Silero on every frame).
+    pub vad_gate_dbfs: f32,
+    pub vad_gate_hold_ms: u32,
 }
 
 impl Default for TurnConfig {
@@ -37,6 +42,8 @@ impl Default for TurnConfig {
             min_barge_in_ms: 320,
             preroll_ms: 300,
             dtmf_timeout_ms: 1000,
+            vad_gate_dbfs: -50.0,
+            vad_gate_hold_ms: 320,
         }
     }
 }
@@ -46,6 +53,9 @@ impl TurnConfig {
         let p = |v: f32| (0.0..=1.0).contains(&v);
         if !p(self.vad_start) || !p(self.vad_stop) || self.vad_stop > self.vad_start {
             return Err(format!("vad_stop ({}) must be ≤ vad_start ({}), both in 0..1", self.vad_stop, self.vad_start));
+        }
+        if !(-120.0..=0.0).contains(&self.vad_gate_dbfs) {
+            return Err(format!("vad_gate_dbfs ({}) must be in -120..0", self.vad_gate_dbfs));
         }
         if self.pause_ms > self.max_pause_ms {
             return Err(format!("pause_ms ({}) must be ≤ max_pause_ms ({})", self.pause_ms, self.max_pause_ms));

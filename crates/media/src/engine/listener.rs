@@ -55,6 +55,8 @@ pub struct Listener {
 
 struct Buffers {
     frame: Vec<f32>,
+    /// Since the last VAD frame over the energy gate.
+    quiet_ms: u64,
     preroll: VecDeque<i16>,
     turn_audio: VecDeque<i16>,
     forwarding: bool,
@@ -64,7 +66,7 @@ struct Buffers {
 impl Listener {
     pub async fn run(mut self, mut carrier: mpsc::Receiver<CarrierIn>, cancel: CancellationToken) {
         let (pred_tx, mut pred_rx) = mpsc::channel::<(u64, TurnPrediction)>(4);
-        let mut b = Buffers { frame: Vec::with_capacity(512), preroll: VecDeque::new(), turn_audio: VecDeque::new(), forwarding: false, vad_errors: 0 };
+        let mut b = Buffers { frame: Vec::with_capacity(512), preroll: VecDeque::new(), turn_audio: VecDeque::new(), forwarding: false, vad_errors: 0, quiet_ms: u64::MAX / 2 };
         let mut hints = self.hints.take().unwrap_or_else(|| mpsc::channel(1).1);
         loop {
             let signals = tokio::select! {
@@ -119,14 +121,26 @@ impl Listener {
         let frame_ms = (n as u64 * 1000) / self.vad.sample_rate() as u64;
         let mut out = Vec::new();
         while b.frame.len() >= n {
-            let prob = match self.vad.process(&b.frame[..n]) {
-                Ok(p) => p,
-                Err(e) => {
-                    b.vad_errors += 1;
-                    if b.vad_errors == 1 {
-                        tracing::error!(error = %e, "VAD failed; treating frames as silence");
+            // -120 turns the gate off: Silero judges every frame
+            if self.cfg.vad_gate_dbfs <= -120.0 || rms_dbfs(&b.frame[..n]) >= self.cfg.vad_gate_dbfs {
+                b.quiet_ms = 0;
+            } else {
+                b.quiet_ms = b.quiet_ms.saturating_add(frame_ms);
+            }
+            let silero = b.quiet_ms <= u64::from(self.cfg.vad_gate_hold_ms) || self.taker.in_turn();
+            callfunnel_metrics::VAD_FRAMES.inc([if silero { "silero" } else { "gated" }]);
+            let prob = if !silero {
+                0.0
+            } else {
+                match self.vad.process(&b.frame[..n]) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        b.vad_errors += 1;
+                        if b.vad_errors == 1 {
+                            tracing::error!(error = %e, "VAD failed; treating frames as silence");
+                        }
+                        0.0
                     }
-                    0.0
                 }
             };
             b.frame.drain(..n);
@@ -182,5 +196,25 @@ impl Listener {
             }
         };
         self.events.send(ev).await.map_err(|_| ())
+    }
+}
+
+/// A frame's RMS level in dBFS (samples in [-1, 1]; digital silence is -inf).
+fn rms_dbfs(frame: &[f32]) -> f32 {
+    let power = frame.iter().map(|s| s * s).sum::<f32>() / frame.len().max(1) as f32;
+    10.0 * power.log10()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rms_dbfs;
+
+    #[test]
+    fn levels() {
+        assert_eq!(rms_dbfs(&[0.0; 256]), f32::NEG_INFINITY);
+        let full: Vec<f32> = (0..256).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        assert!(rms_dbfs(&full).abs() < 1e-4);
+        let quiet: Vec<f32> = full.iter().map(|s| s * 0.001).collect(); // -60 dBFS
+        assert!((rms_dbfs(&quiet) + 60.0).abs() < 0.01);
     }
 }
