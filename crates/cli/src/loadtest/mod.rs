@@ -80,6 +80,8 @@ pub struct Report {
     pub kb_per_call: f64,
     /// VAD frames the energy pre-gate judged without running Silero (%).
     pub vad_gated_percent: f64,
+    /// This load generator's own CPU over the run (it shares the machine when run locally).
+    pub loadgen_cpu_percent: f64,
 }
 
 #[derive(Default)]
@@ -112,6 +114,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let before = scrape(&http, &target).await.map_err(|e| anyhow::anyhow!("cannot read {target}/metrics (is the server up?): {e}"))?;
     let rss_idle = before.get("process_resident_memory_bytes", &[]).unwrap_or(0.0);
 
+    let own_cpu = || callfunnel_metrics::process::read().cpu_seconds.unwrap_or(0.0);
+    let cpu0 = own_cpu();
     let t0 = Instant::now();
     let end_at = t0 + Duration::from_secs(args.ramp + args.duration);
     let tally = Arc::new(Tally::default());
@@ -167,7 +171,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let wall = t0.elapsed().as_secs_f64();
     let after = scrape(&http, &target).await.map_err(|e| anyhow::anyhow!("cannot read {target}/metrics after the run: {e}"))?;
-    let report = build_report(&args, &tally, &before, &after, wall, rss_idle, peak_rss.load(Ordering::Relaxed) as f64, peak_live.load(Ordering::Relaxed));
+    let mut report = build_report(&args, &tally, &before, &after, wall, rss_idle, peak_rss.load(Ordering::Relaxed) as f64, peak_live.load(Ordering::Relaxed));
+    report.loadgen_cpu_percent = (own_cpu() - cpu0) / wall * 100.0;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -291,6 +296,7 @@ fn build_report(args: &Args, t: &Tally, before: &Scrape, after: &Scrape, wall: f
         server_rss_peak_mb: rss_peak / 1e6,
         kb_per_call: if peak_live > 0 { (rss_peak - rss_idle).max(0.0) / 1000.0 / peak_live as f64 } else { 0.0 },
         vad_gated_percent: if silero + gated > 0.0 { gated * 100.0 / (silero + gated) } else { 0.0 },
+        loadgen_cpu_percent: 0.0,
     }
 }
 
@@ -307,6 +313,7 @@ fn print(r: &Report) {
         p(&format!("server stage {s}"), v);
     }
     println!("  server CPU {:.1} % · {:.2} ms CPU per call-second · RSS {:.1} MB idle, {:.1} MB peak · {:.0} KB per call · VAD frames gated {:.0} %", r.server_cpu_percent, r.cpu_ms_per_call_second, r.server_rss_idle_mb, r.server_rss_peak_mb, r.kb_per_call, r.vad_gated_percent);
+    println!("  load generator CPU {:.1} % (on the same machine, it competes with the server)", r.loadgen_cpu_percent);
 }
 
 #[cfg(test)]

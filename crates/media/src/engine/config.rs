@@ -28,6 +28,10 @@ pub struct TurnConfig {
     /// after one, and throughout a turn. -120 turns the gate off (Silero on every frame).
     pub vad_gate_dbfs: f32,
     pub vad_gate_hold_ms: u32,
+    /// Ask the end-of-turn model (Smart Turn, about 56 ms of CPU per pause) whether a pause
+    /// ends the turn. Off: a pause ends it after `no_model_pause_ms`, or sooner when the
+    /// speculative transcript reads as a finished sentence.
+    pub end_of_turn_model: bool,
 }
 
 impl Default for TurnConfig {
@@ -44,6 +48,7 @@ impl Default for TurnConfig {
             dtmf_timeout_ms: 1000,
             vad_gate_dbfs: -50.0,
             vad_gate_hold_ms: 320,
+            end_of_turn_model: true,
         }
     }
 }

@@ -98,11 +98,12 @@ impl Controller {
 
         let screening_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(setup.screening.is_some()));
         let (hints_tx, hints_rx) = mpsc::channel(4);
+        let detector = providers.turn_detector.clone().filter(|_| setup.turn.end_of_turn_model);
         let listener = Listener {
             vad,
-            taker: TurnTaker::new(setup.turn.clone(), providers.turn_detector.is_some()),
+            taker: TurnTaker::new(setup.turn.clone(), detector.is_some()),
             cfg: setup.turn.clone(),
-            detector: providers.turn_detector.clone(),
+            detector,
             stt: stt.input,
             events: listen_tx,
             playout: playout_tx.clone(),
