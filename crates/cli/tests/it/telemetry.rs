@@ -114,9 +114,15 @@ async fn a_call_is_one_trace_with_a_span_per_turn_and_per_stage() {
         for w in children.windows(2) {
             assert_eq!(w[0].end_time_unix_nano, w[1].start_time_unix_nano, "stages follow each other");
         }
-        // the spans say what the timeline says (to a millisecond)
+        // the spans say what the timeline says (to a millisecond), except where the caller began
+        // speaking before the engine started (its frames waited for it): spans nest in their
+        // call, so such a turn starts with the call
         let total_ms = (turn.end_time_unix_nano - turn.start_time_unix_nano) as f64 / 1e6;
-        assert!((total_ms - logged["data"]["latency_ms"]["total"].as_f64().unwrap()).abs() < 1.0, "{total_ms} vs {logged}");
+        if turn.start_time_unix_nano > call.start_time_unix_nano {
+            assert!((total_ms - logged["data"]["latency_ms"]["total"].as_f64().unwrap()).abs() < 1.0, "{total_ms} vs {logged}");
+        } else {
+            assert!(total_ms <= logged["data"]["latency_ms"]["total"].as_f64().unwrap() + 1.0, "clamped to the call's start: {total_ms} vs {logged}");
+        }
         let stt_ms = (children[1].end_time_unix_nano - children[1].start_time_unix_nano) as f64 / 1e6;
         assert!((stt_ms - logged["data"]["latency_ms"]["stt"].as_f64().unwrap()).abs() < 1.0);
     }

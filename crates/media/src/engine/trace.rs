@@ -31,15 +31,17 @@ pub struct CallTrace {
     attrs: Vec<KeyValue>,
     span: Mutex<Option<BoxedSpan>>,
     parent: Context,
+    started: SystemTime,
 }
 
 impl CallTrace {
     pub fn start(call_id: &str, tenant_id: &str, agent_id: &str) -> CallTrace {
         let tracer = global::tracer(SCOPE);
         let attrs = vec![KeyValue::new("call.id", call_id.to_string()), KeyValue::new("tenant.id", tenant_id.to_string()), KeyValue::new("agent.id", agent_id.to_string())];
-        let span = tracer.span_builder("call").with_kind(SpanKind::Server).with_attributes(attrs.clone()).start_with_context(&tracer, &Context::new());
+        let started = SystemTime::now();
+        let span = tracer.span_builder("call").with_kind(SpanKind::Server).with_start_time(started).with_attributes(attrs.clone()).start_with_context(&tracer, &Context::new());
         let parent = Context::new().with_remote_span_context(span.span_context().clone());
-        CallTrace { call_id: call_id.to_string(), turns: Default::default(), attrs, span: Mutex::new(Some(span)), parent }
+        CallTrace { call_id: call_id.to_string(), turns: Default::default(), attrs, span: Mutex::new(Some(span)), parent, started }
     }
 
     /// The trace id (32 hex digits) when the call is traced (a provider is installed and the
@@ -56,7 +58,9 @@ impl CallTrace {
         self.turns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tracer = global::tracer(SCOPE);
         let (now, now_wall) = (Instant::now(), SystemTime::now());
-        let at = |i: Instant| wall(i, now, now_wall);
+        // a turn's speech end is reckoned on the audio's frame clock, which a burst of frames
+        // can put a little before the call's start: no span starts before its call
+        let at = |i: Instant| wall(i, now, now_wall).max(self.started);
         let marks = [t.speech_end, t.turn_decided, t.transcript, t.first_token, t.first_audio, Some(first_byte)];
         let Some(start) = marks.iter().flatten().next().copied() else { return };
         let mut attrs = self.attrs.clone();
