@@ -33,7 +33,7 @@ pub fn stage(before: &Scrape, after: &Scrape, family: &str, stage: &str) -> Perc
             .samples
             .iter()
             .filter(|x| x.name == format!("{family}_bucket") && x.labels.get("stage").is_some_and(|v| v == stage))
-            .filter_map(|x| Some((x.labels.get("le")?.parse::<f64>().ok().or(x.labels.get("le").filter(|l| *l == "+Inf").map(|_| f64::INFINITY))?, x.value)))
+            .filter_map(|x| Some((x.labels.get("le")?.parse::<f64>().ok()?, x.value))) // "+Inf" parses as infinity
             .collect();
         b.sort_by(|a, c| a.0.total_cmp(&c.0));
         b
