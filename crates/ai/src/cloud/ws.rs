@@ -44,7 +44,9 @@ pub async fn connect(url: &str, headers: &[(&str, HeaderOrSecret<'_>)], timeout:
         let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| ConnectError::Io(e.to_string()))?;
         req.headers_mut().insert(name, v);
     }
-    let config = tungstenite::protocol::WebSocketConfig::default().max_message_size(Some(16 << 20)).max_frame_size(Some(16 << 20));
+    // A small read buffer (the default 128 KiB is zero-filled, so resident, per stream); a
+    // larger message grows it to fit.
+    let config = tungstenite::protocol::WebSocketConfig::default().max_message_size(Some(16 << 20)).max_frame_size(Some(16 << 20)).read_buffer_size(16 * 1024);
     match tokio::time::timeout(timeout, tokio_tungstenite::connect_async_with_config(req, Some(config), true)).await {
         Err(_) => Err(ConnectError::Timeout(timeout)),
         Ok(Ok((ws, _))) => Ok(ws),

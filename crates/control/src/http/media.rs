@@ -7,7 +7,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use callfunnel_media::carrier::{self, CallHandler, MediaCodec, MAX_MESSAGE_BYTES};
+use callfunnel_media::carrier::{self, CallHandler, MediaCodec, MAX_MESSAGE_BYTES, READ_BUFFER_BYTES};
 
 use super::{ApiError, AppState};
 
@@ -38,7 +38,7 @@ pub fn upgrade<C: MediaCodec>(s: &AppState, call_id: String, auth: StreamAuth, w
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining", "server is shutting down").into_response();
     }
     let handler: Arc<dyn CallHandler> = s.calls.clone();
-    ws.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
+    ws.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES).read_buffer_size(READ_BUFFER_BYTES).on_upgrade(move |socket| async move {
         if let Err(e) = carrier::serve(socket, call_id.clone(), codec, handler).await {
             tracing::warn!(call_id, error = %e, "media stream rejected");
         }

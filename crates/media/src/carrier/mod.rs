@@ -16,6 +16,10 @@ use crate::engine::{CallEnd, CarrierIo, CarrierOut};
 /// Largest text frame any carrier may send us. Twilio's 20 ms frames are ~300 bytes and
 /// Exotel's 100 ms PCM frames ~2.2 KB; 24 kHz Exotel audio stays far below this.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// A media WebSocket's read buffer. tungstenite's default (128 KiB) is zero-filled on the first
+/// read, so it is resident for the whole call; a carrier frame is a few hundred bytes, and a
+/// larger message still grows the buffer to fit it.
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
