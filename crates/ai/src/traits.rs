@@ -11,6 +11,7 @@ use crate::Result;
 
 /// A per-call voice activity detector. Stateful (recurrent state, context samples), cheap to
 /// create: the model weights are shared by all calls through the [`VadFactory`].
+#[async_trait]
 pub trait Vad: Send {
     /// Sample rate the detector runs at (8000 or 16000).
     fn sample_rate(&self) -> u32;
@@ -18,6 +19,10 @@ pub trait Vad: Send {
     fn frame_len(&self) -> usize;
     /// Speech probability (0..1) of one frame of exactly `frame_len` samples in [-1, 1].
     fn process(&mut self, frame: &[f32]) -> Result<f32>;
+    /// The same, awaited: a model shared by many calls may batch their frames. Calls use this.
+    async fn score(&mut self, frame: &[f32]) -> Result<f32> {
+        self.process(frame)
+    }
     /// Forget all state (new stream).
     fn reset(&mut self);
 }
@@ -40,9 +45,9 @@ pub struct TurnPrediction {
 /// Decides whether a pause ends the caller's turn (semantic/acoustic end-of-turn model).
 #[async_trait]
 pub trait TurnDetector: Send + Sync {
-    /// `audio_16k`: the caller's current turn, 16 kHz mono f32 in [-1, 1] (the model looks at
-    /// the last 8 s at most).
-    async fn predict(&self, audio_16k: Vec<f32>) -> Result<TurnPrediction>;
+    /// `pcm_8k`: the caller's current turn at the telephony rate, 8 kHz mono PCM16 (the model
+    /// looks at the last 8 s at most).
+    async fn predict(&self, pcm_8k: Vec<i16>) -> Result<TurnPrediction>;
 }
 
 // ---------------------------------------------------------------- speech to text

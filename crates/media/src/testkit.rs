@@ -35,7 +35,7 @@ pub struct InstantTurn(pub Duration);
 
 #[async_trait]
 impl TurnDetector for InstantTurn {
-    async fn predict(&self, _audio: Vec<f32>) -> Result<TurnPrediction> {
+    async fn predict(&self, _audio: Vec<i16>) -> Result<TurnPrediction> {
         tokio::time::sleep(self.0).await;
         Ok(TurnPrediction { complete: true, probability: 0.9 })
     }

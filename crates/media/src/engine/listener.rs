@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use callfunnel_ai::{SttInput, TurnDetector, TurnPrediction, Vad};
 use callfunnel_media_dsp::beep::BeepDetector;
-use callfunnel_media_dsp::Resampler;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -175,11 +174,10 @@ impl Listener {
                 b.forwarding = false;
                 let _ = self.stt.send(SttInput::Prepare).await;
                 if let Some(det) = self.detector.clone() {
-                    let audio: Vec<f32> = b.turn_audio.iter().map(|&s| s as f32 / 32768.0).collect();
+                    let audio: Vec<i16> = b.turn_audio.iter().copied().collect();
                     let tx = pred_tx.clone();
                     tokio::spawn(async move {
-                        let audio16 = Resampler::oneshot(&audio, RATE, 16000);
-                        match det.predict(audio16).await {
+                        match det.predict(audio).await {
                             Ok(p) => { let _ = tx.send((seq, p)).await; }
                             Err(e) => tracing::warn!(error = %e, "end-of-turn model failed; waiting for max pause"),
                         }
