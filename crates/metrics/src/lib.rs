@@ -188,6 +188,7 @@ pub static PROVIDER_ERRORS: Family<2> = Family::new("callfunnel_provider_errors_
 pub static WEBHOOK_DELIVERIES: Family<1> = Family::new("callfunnel_webhook_deliveries_total", "Webhook delivery attempts by outcome (`retry` will be attempted again).", ["outcome"]);
 pub static ANALYSIS: Family<1> = Family::new("callfunnel_analysis_total", "Post-call analysis runs by outcome (`retry` goes back to the queue).", ["outcome"]);
 pub static VAD_FRAMES: Family<1> = Family::new("callfunnel_vad_frames_total", "VAD frames by what judged them: `silero`, or `gated` (under the energy gate, outside a turn: silence without running the model).", ["result"]);
+pub static VAD_BATCHES: Family<1> = Family::new("callfunnel_vad_batches_total", "Silero VAD model runs, by sample rate. Frames from many calls share a run: `callfunnel_vad_frames_total{result=\"silero\"}` over this is the mean batch size.", ["rate"]);
 pub static SCRAPE_ERRORS: Family<1> = Family::new("callfunnel_scrape_errors_total", "Values a scrape could not read in time (the last value read is reported).", ["source"]);
 
 /// Refusal reasons written as 0 until they happen, so that rates and alerts see them.
@@ -211,7 +212,7 @@ pub fn encode(t: &mut Text) {
     for r in ["silero", "gated"] {
         VAD_FRAMES.add([r], 0);
     }
-    for f in [&CALLS_REFUSED, &WEBHOOK_DELIVERIES, &ANALYSIS, &SCRAPE_ERRORS, &VAD_FRAMES] {
+    for f in [&CALLS_REFUSED, &WEBHOOK_DELIVERIES, &ANALYSIS, &SCRAPE_ERRORS, &VAD_FRAMES, &VAD_BATCHES] {
         f.encode(t);
     }
     CALLS.encode(t);

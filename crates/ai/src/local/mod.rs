@@ -2,6 +2,7 @@
 
 pub mod ort_env;
 pub mod silero;
+mod silero_batch;
 pub mod mel;
 pub mod smart_turn;
 pub mod espeak;

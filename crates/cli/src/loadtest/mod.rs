@@ -80,6 +80,8 @@ pub struct Report {
     pub kb_per_call: f64,
     /// VAD frames the energy pre-gate judged without running Silero (%).
     pub vad_gated_percent: f64,
+    /// Frames per Silero model run (frames from many calls are batched).
+    pub vad_batch_mean: f64,
     /// This load generator's own CPU over the run (it shares the machine when run locally).
     pub loadgen_cpu_percent: f64,
 }
@@ -277,6 +279,7 @@ fn build_report(args: &Args, t: &Tally, before: &Scrape, after: &Scrape, wall: f
     let rss_peak = rss_peak.max(after.get("process_resident_memory_bytes", &[]).unwrap_or(0.0));
     let vad = |r: &str| after.sum("callfunnel_vad_frames_total", &[("result", r)]) - before.sum("callfunnel_vad_frames_total", &[("result", r)]);
     let (silero, gated) = (vad("silero"), vad("gated"));
+    let batches = after.sum("callfunnel_vad_batches_total", &[]) - before.sum("callfunnel_vad_batches_total", &[]);
     Report {
         target_calls: args.calls,
         ramp_s: args.ramp,
@@ -296,6 +299,7 @@ fn build_report(args: &Args, t: &Tally, before: &Scrape, after: &Scrape, wall: f
         server_rss_peak_mb: rss_peak / 1e6,
         kb_per_call: if peak_live > 0 { (rss_peak - rss_idle).max(0.0) / 1000.0 / peak_live as f64 } else { 0.0 },
         vad_gated_percent: if silero + gated > 0.0 { gated * 100.0 / (silero + gated) } else { 0.0 },
+        vad_batch_mean: if batches > 0.0 { silero / batches } else { 0.0 },
         loadgen_cpu_percent: 0.0,
     }
 }
@@ -312,7 +316,7 @@ fn print(r: &Report) {
     for (s, v) in &r.stages {
         p(&format!("server stage {s}"), v);
     }
-    println!("  server CPU {:.1} % · {:.2} ms CPU per call-second · RSS {:.1} MB idle, {:.1} MB peak · {:.0} KB per call · VAD frames gated {:.0} %", r.server_cpu_percent, r.cpu_ms_per_call_second, r.server_rss_idle_mb, r.server_rss_peak_mb, r.kb_per_call, r.vad_gated_percent);
+    println!("  server CPU {:.1} % · {:.2} ms CPU per call-second · RSS {:.1} MB idle, {:.1} MB peak · {:.0} KB per call · VAD frames gated {:.0} %, {:.1} per Silero run", r.server_cpu_percent, r.cpu_ms_per_call_second, r.server_rss_idle_mb, r.server_rss_peak_mb, r.kb_per_call, r.vad_gated_percent, r.vad_batch_mean);
     println!("  load generator CPU {:.1} % (on the same machine, it competes with the server)", r.loadgen_cpu_percent);
 }
 

@@ -60,6 +60,8 @@ async fn a_load_test_completes_its_calls_and_reports_both_sides() {
     assert!((75.0..=400.0).contains(&brain), "{r:#}");
     assert_eq!(r["engine_added_ms"], stage("engine_overhead"));
     assert!(r["server_cpu_percent"].as_f64().unwrap() > 0.0 && r["cpu_ms_per_call_second"].as_f64().unwrap() > 0.0, "{r:#}");
+    // Calls score their VAD frames through the batcher (at least one frame per model run).
+    assert!(r["vad_batch_mean"].as_f64().unwrap() >= 1.0, "{r:#}");
     assert!(r["server_rss_peak_mb"].as_f64().unwrap() >= r["server_rss_idle_mb"].as_f64().unwrap(), "{r:#}");
 
     // a wrong target is a clear error, not a hang

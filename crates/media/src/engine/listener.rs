@@ -132,7 +132,7 @@ impl Listener {
             let prob = if !silero {
                 0.0
             } else {
-                match self.vad.process(&b.frame[..n]) {
+                match self.vad.score(&b.frame[..n]).await {
                     Ok(p) => p,
                     Err(e) => {
                         b.vad_errors += 1;
