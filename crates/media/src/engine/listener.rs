@@ -104,7 +104,8 @@ impl Listener {
         while b.preroll.len() > preroll_max {
             b.preroll.pop_front();
         }
-        if self.taker.in_turn() {
+        // The turn's audio is kept only for the end-of-turn model.
+        if self.taker.in_turn() && self.detector.is_some() {
             b.turn_audio.extend(pcm.iter().copied());
             while b.turn_audio.len() > TURN_AUDIO_MAX {
                 b.turn_audio.pop_front();
@@ -154,7 +155,9 @@ impl Listener {
             TurnSignal::SpeechStarted { .. } => {
                 b.forwarding = true;
                 let pre: Vec<i16> = b.preroll.iter().copied().collect();
-                b.turn_audio = pre.iter().copied().collect();
+                if self.detector.is_some() {
+                    b.turn_audio = pre.iter().copied().collect();
+                }
                 self.meter.stt_audio(pre.len());
                 let _ = self.stt.send(SttInput::Audio(pre)).await;
                 ListenerEvent::SpeechStarted
@@ -187,7 +190,9 @@ impl Listener {
             }
             TurnSignal::TurnEnded { speech_end_ms, by } => {
                 b.forwarding = false;
-                b.turn_audio.clear();
+                // Up to 8 s of audio (128 KB): give it back between turns rather than hold it
+                // for the rest of the call.
+                b.turn_audio = VecDeque::new();
                 let _ = self.stt.send(SttInput::Finalize).await;
                 let now = Instant::now();
                 let back = Duration::from_millis(self.taker.now_ms().saturating_sub(speech_end_ms));
