@@ -4,6 +4,9 @@
 #   scripts/loadtest.sh CALLS [RAMP_S] [DURATION_S] [extra loadtest flags, e.g. --json]
 # Uses the release binary (make build). The server's log: $OUT/serve.log (OUT defaults to
 # /tmp/callfunnel-load). Everything started here is stopped on exit.
+# CF_SERVER_CPUS / CF_LOAD_CPUS (taskset lists, e.g. 1 and 0) pin the server, and the
+# simulators with the load generator, to separate cores, so the server's numbers are per core
+# and not disturbed by the generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: $0 CALLS [RAMP_S] [DURATION_S] [loadtest flags]" >&2; exit 2; }
@@ -14,16 +17,18 @@ BIN=${CF_LOAD_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/callfunnel-target}/release/c
 OUT=${OUT:-/tmp/callfunnel-load}
 rm -rf "$OUT" && mkdir -p "$OUT"
 pids=()
+pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi; }
+server_cpus=${CF_SERVER_CPUS:-} load_cpus=${CF_LOAD_CPUS:-}
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
 export CALLFUNNEL_LOG_LEVEL=${CALLFUNNEL_LOG_LEVEL:-warn}
-"$BIN" sim deepgram --listen 127.0.0.1:18101 --realistic --script assets/load/stt-lines.txt >"$OUT/sim-deepgram.log" 2>&1 & pids+=($!)
-"$BIN" sim anthropic --listen 127.0.0.1:18102 --realistic >"$OUT/sim-anthropic.log" 2>&1 & pids+=($!)
-"$BIN" sim cartesia --listen 127.0.0.1:18103 --realistic >"$OUT/sim-cartesia.log" 2>&1 & pids+=($!)
+pin "$load_cpus" "$BIN" sim deepgram --listen 127.0.0.1:18101 --realistic --script assets/load/stt-lines.txt >"$OUT/sim-deepgram.log" 2>&1 & pids+=($!)
+pin "$load_cpus" "$BIN" sim anthropic --listen 127.0.0.1:18102 --realistic >"$OUT/sim-anthropic.log" 2>&1 & pids+=($!)
+pin "$load_cpus" "$BIN" sim cartesia --listen 127.0.0.1:18103 --realistic >"$OUT/sim-cartesia.log" 2>&1 & pids+=($!)
 DEEPGRAM_API_KEY=sim-key ANTHROPIC_API_KEY=sim-key CARTESIA_API_KEY=sim-key CALLFUNNEL_DATA__DIR="$OUT/data" \
-  "$BIN" --config config/loadtest.toml serve >"$OUT/serve.log" 2>&1 & pids+=($!)
+  pin "$server_cpus" "$BIN" --config config/loadtest.toml serve >"$OUT/serve.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 300); do
   curl -sf http://127.0.0.1:18100/readyz >/dev/null && break
   sleep 0.2
 done
 curl -sf http://127.0.0.1:18100/readyz >/dev/null || { echo "$0: the server is not ready (see $OUT/serve.log)" >&2; exit 1; }
-"$BIN" loadtest --target http://127.0.0.1:18100 --calls "$calls" --ramp "$ramp" --duration "$duration" "$@"
+(pin "$load_cpus" "$BIN" loadtest --target http://127.0.0.1:18100 --calls "$calls" --ramp "$ramp" --duration "$duration" "$@")
