@@ -22,6 +22,10 @@ const RATE: u32 = 8000;
 const RESUME_LEAD: usize = 1600;
 /// The end-of-turn model looks at the last 8 s.
 const TURN_AUDIO_MAX: usize = 8 * RATE as usize;
+/// The caller's speech goes to STT in 80 ms chunks rather than 20 ms carrier frames: a quarter
+/// of the messages and socket writes (providers ask for 20–250 ms). What is pending is sent
+/// before a pause or the end of a turn, so it never delays a final transcript.
+const STT_CHUNK: usize = 640;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListenerEvent {
@@ -60,13 +64,15 @@ struct Buffers {
     preroll: VecDeque<i16>,
     turn_audio: VecDeque<i16>,
     forwarding: bool,
+    /// Speech not yet sent to STT (less than a chunk).
+    stt_pending: Vec<i16>,
     vad_errors: u64,
 }
 
 impl Listener {
     pub async fn run(mut self, mut carrier: mpsc::Receiver<CarrierIn>, cancel: CancellationToken) {
         let (pred_tx, mut pred_rx) = mpsc::channel::<(u64, TurnPrediction)>(4);
-        let mut b = Buffers { frame: Vec::with_capacity(512), preroll: VecDeque::new(), turn_audio: VecDeque::new(), forwarding: false, vad_errors: 0, quiet_ms: u64::MAX / 2, vad_counts: VadCounts::default() };
+        let mut b = Buffers { frame: Vec::with_capacity(512), preroll: VecDeque::new(), turn_audio: VecDeque::new(), forwarding: false, stt_pending: Vec::new(), vad_errors: 0, quiet_ms: u64::MAX / 2, vad_counts: VadCounts::default() };
         let mut hints = self.hints.take().unwrap_or_else(|| mpsc::channel(1).1);
         loop {
             let signals = tokio::select! {
@@ -113,7 +119,8 @@ impl Listener {
         }
         if b.forwarding {
             self.meter.stt_audio(pcm.len());
-            if self.stt.send(SttInput::Audio(pcm.clone())).await.is_err() {
+            b.stt_pending.extend_from_slice(&pcm);
+            if b.stt_pending.len() >= STT_CHUNK && self.stt.send(SttInput::Audio(std::mem::take(&mut b.stt_pending))).await.is_err() {
                 tracing::warn!("STT stream closed");
             }
         }
@@ -150,6 +157,13 @@ impl Listener {
         out
     }
 
+    /// Sends the speech still pending (before a pause or the end of the turn).
+    async fn flush_stt(&mut self, b: &mut Buffers) {
+        if !b.stt_pending.is_empty() {
+            let _ = self.stt.send(SttInput::Audio(std::mem::take(&mut b.stt_pending))).await;
+        }
+    }
+
     async fn on_signal(&mut self, b: &mut Buffers, s: TurnSignal, pred_tx: &mpsc::Sender<(u64, TurnPrediction)>) -> Result<(), ()> {
         let ev = match s {
             TurnSignal::SpeechStarted { .. } => {
@@ -175,6 +189,7 @@ impl Listener {
                 // The pause is silence: STT need not hear (and decode) it, and may start
                 // transcribing while the end-of-turn model decides.
                 b.forwarding = false;
+                self.flush_stt(b).await;
                 let _ = self.stt.send(SttInput::Prepare).await;
                 if let Some(det) = self.detector.clone() {
                     let audio: Vec<i16> = b.turn_audio.iter().copied().collect();
@@ -193,6 +208,7 @@ impl Listener {
                 // Up to 8 s of audio (128 KB): give it back between turns rather than hold it
                 // for the rest of the call.
                 b.turn_audio = VecDeque::new();
+                self.flush_stt(b).await;
                 let _ = self.stt.send(SttInput::Finalize).await;
                 let now = Instant::now();
                 let back = Duration::from_millis(self.taker.now_ms().saturating_sub(speech_end_ms));
