@@ -6,7 +6,8 @@
 //! Measured on this machine (`batch_cost` below): a run of one 8 kHz frame costs ~120 µs, of
 //! which ~70 µs is the run's fixed overhead; in batches of 8 or more a frame costs ~55 µs.
 //! The linger is what makes batches: 150 calls send ~1800 gated frames a second, about one
-//! every 0.5 ms, so a 2 ms window gathers ~4. A frame's decision waits at most that long.
+//! every 0.5 ms, so a 2 ms window gathers ~4. A frame's decision waits at most that long, and
+//! only while the previous batch had company (a lone call never waits).
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
@@ -68,10 +69,13 @@ impl Batcher {
 fn worker(mut session: Session, rx: &Receiver<Job>) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let (mut input, mut state, mut probs) = (Vec::new(), Vec::new(), Vec::new());
+    // Linger only while frames come together: after a batch of one (a quiet server, or one
+    // call catching up on queued frames) the next batch takes what is waiting and runs.
+    let mut last_batch = 1;
     loop {
         let Ok(first) = rx.recv() else { return };
         jobs.push(first);
-        let deadline = Instant::now() + LINGER;
+        let deadline = Instant::now() + if last_batch > 1 { LINGER } else { Duration::ZERO };
         while jobs.len() < MAX_BATCH {
             match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(j) => jobs.push(j),
@@ -79,6 +83,7 @@ fn worker(mut session: Session, rx: &Receiver<Job>) {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        last_batch = jobs.len();
         // A batch runs at one rate (the input rows must be the same length).
         jobs.sort_by_key(|j| j.rate);
         while !jobs.is_empty() {
