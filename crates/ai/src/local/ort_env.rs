@@ -37,6 +37,11 @@ pub fn session(provider: &'static str, model: &Path, threads: usize) -> Result<S
         .map_err(err)
 }
 
+/// A free session of `pool` if there is one, else a wait on the first.
+pub fn any_free(pool: &[parking_lot::Mutex<Session>]) -> parking_lot::MutexGuard<'_, Session> {
+    pool.iter().find_map(|s| s.try_lock()).unwrap_or_else(|| pool[0].lock())
+}
+
 /// Number of sessions to keep for a model shared by many calls.
 pub fn pool_size() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8)

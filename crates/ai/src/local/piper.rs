@@ -110,7 +110,7 @@ impl Voice {
         let lengths = Tensor::from_array(([1usize], vec![n as i64])).map_err(err)?;
         let scales = Tensor::from_array(([3usize], self.scales.to_vec())).map_err(err)?;
         let inputs = ort::inputs!["input" => input, "input_lengths" => lengths, "scales" => scales];
-        let mut session = self.sessions.iter().find_map(|s| s.try_lock()).unwrap_or_else(|| self.sessions[0].lock());
+        let mut session = ort_env::any_free(&self.sessions);
         let out = session.run(inputs).map_err(err)?;
         let (_, audio) = out["output"].try_extract_tensor::<f32>().map_err(err)?;
         Ok(audio.to_vec())

@@ -67,11 +67,6 @@ pub struct SileroVad {
     input: Vec<f32>,
 }
 
-/// A free session if there is one, else a wait on the first.
-fn session(pool: &[Mutex<Session>]) -> parking_lot::MutexGuard<'_, Session> {
-    pool.iter().find_map(|s| s.try_lock()).unwrap_or_else(|| pool[0].lock())
-}
-
 /// Runs Silero on `batch` frames at once. `input` is `batch` rows of context + frame;
 /// `state` is the batch's recurrent state laid out as the model wants it, `[2, batch, 128]`,
 /// and is replaced by the new state. The probabilities go to `probs`, one per row.
@@ -121,7 +116,7 @@ impl Vad for SileroVad {
     fn process(&mut self, frame: &[f32]) -> Result<f32> {
         self.stage(frame)?;
         let mut probs = Vec::with_capacity(1);
-        run_batch(&mut session(&self.pool), self.rate, 1, &self.input, &mut self.state, &mut probs)?;
+        run_batch(&mut ort_env::any_free(&self.pool), self.rate, 1, &self.input, &mut self.state, &mut probs)?;
         Ok(probs[0])
     }
 
@@ -205,7 +200,7 @@ mod tests {
             let mut v = f.create(8000).unwrap();
             s.chunks_exact(256).take(frames).map(|c| v.process(c).unwrap()).collect()
         }).collect();
-        let mut session = session(&f.pool);
+        let mut session = ort_env::any_free(&f.pool);
         let mut state = vec![0.0; STATE * 3];
         let mut context = vec![vec![0.0; 32]; 3];
         let (mut input, mut probs) = (Vec::new(), Vec::new());
@@ -250,13 +245,13 @@ mod tests {
 mod batch_cost {
     use super::*;
 
-    /// Not a test: `cargo test --release -p … batch_cost -- --ignored --nocapture` prints what a
-    /// frame costs in batches of different sizes.
+    /// Not a test: `cargo test --release --workspace --lib batch_cost -- --ignored --nocapture`
+    /// prints what a frame costs in batches of different sizes.
     #[test]
     #[ignore]
     fn per_frame_cost_by_batch_size() {
         let f = SileroVadFactory::load(&ModelPaths::default()).unwrap();
-        let mut s = session(&f.pool);
+        let mut s = ort_env::any_free(&f.pool);
         for b in [1usize, 2, 4, 8, 16, 32, 64] {
             let input: Vec<f32> = (0..b * 288).map(|i| ((i * 7919) % 1000) as f32 / 5000.0 - 0.1).collect();
             let mut state = vec![0.0; STATE * b];

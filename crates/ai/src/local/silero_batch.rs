@@ -3,7 +3,7 @@
 //! [`LINGER`] for others (up to [`MAX_BATCH`]), runs the model once for all of them, and hands
 //! each call its probability and new state.
 //!
-//! Measured on this machine (`batch_cost` below): a run of one 8 kHz frame costs ~120 µs, of
+//! Measured on this machine (`batch_cost` in `silero.rs`): a run of one 8 kHz frame costs ~120 µs, of
 //! which ~70 µs is the run's fixed overhead; in batches of 8 or more a frame costs ~55 µs.
 //! The linger is what makes batches: 150 calls send ~1800 gated frames a second, about one
 //! every 0.5 ms, so a 2 ms window gathers ~4. A frame's decision waits at most that long, and
@@ -110,7 +110,11 @@ fn run_group(session: &mut Session, rate: u32, group: Vec<Job>, (input, state, p
             state[(layer * b + i) * 128..][..128].copy_from_slice(&j.state[layer * 128..][..128]);
         }
     }
-    let result = run_batch(session, rate, b, input, state, probs);
+    // The error's message only: each call gets its own error, prefixed once.
+    let result = run_batch(session, rate, b, input, state, probs).map_err(|e| match e {
+        AiError::Inference { message, .. } => message,
+        e => e.to_string(),
+    });
     for (i, mut j) in group.into_iter().enumerate() {
         let reply = match &result {
             Ok(()) => {
@@ -119,7 +123,7 @@ fn run_group(session: &mut Session, rate: u32, group: Vec<Job>, (input, state, p
                 }
                 Ok((probs[i], j.input, j.state))
             }
-            Err(e) => Err(AiError::inference("silero-vad", e.to_string())),
+            Err(message) => Err(AiError::inference("silero-vad", message)),
         };
         let _ = j.reply.send(reply);
     }

@@ -56,9 +56,7 @@ impl SmartTurn {
 
     /// Probability that the turn is complete, computed on the calling thread (blocking).
     pub fn probability(&self, audio_16k: &[f32]) -> Result<f32> {
-        let s = &self.sessions;
-        let mut session = s.iter().find_map(|s| s.try_lock()).unwrap_or_else(|| s[0].lock());
-        run(&mut session, &mel::last_window(audio_16k))
+        run(&mut ort_env::any_free(&self.sessions), &mel::last_window(audio_16k))
     }
 }
 

@@ -120,7 +120,7 @@ impl Listener {
         if b.forwarding {
             self.meter.stt_audio(pcm.len());
             b.stt_pending.extend_from_slice(&pcm);
-            if b.stt_pending.len() >= STT_CHUNK && self.stt.send(SttInput::Audio(std::mem::take(&mut b.stt_pending))).await.is_err() {
+            if b.stt_pending.len() >= STT_CHUNK && self.stt.send(SttInput::Audio(std::mem::replace(&mut b.stt_pending, Vec::with_capacity(STT_CHUNK)))).await.is_err() {
                 tracing::warn!("STT stream closed");
             }
         }
