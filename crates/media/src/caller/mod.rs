@@ -24,6 +24,10 @@ pub use wire::{CallerCarrier, ServerMsg, Wire};
 const FRAME: usize = 160;
 /// The agent counts as done after this much silence from it.
 const AGENT_QUIET_MS: u64 = 900;
+/// With nothing left to say, the caller waits this long after the agent's last audio for the
+/// agent to hang up before hanging up itself (a slow box can leave a gap between two sentences
+/// of a goodbye that is longer than `AGENT_QUIET_MS`).
+const HANG_UP_AFTER_MS: u64 = 3000;
 /// Give up waiting for a reply after this long.
 const REPLY_TIMEOUT_MS: u64 = 20_000;
 
@@ -235,7 +239,8 @@ pub async fn run_rendered(script: &Script, audio: &[Vec<i16>], opts: &CallerOpti
                     Phase::Waiting { since_ms } => {
                         let timed_out = now - since_ms > REPLY_TIMEOUT_MS;
                         if line >= script.lines.len() {
-                            if (reply_started_ms.is_some() && agent_quiet) || timed_out { Phase::Closing } else { Phase::Waiting { since_ms } }
+                            let done = buf.is_empty() && last_agent_ms.is_some_and(|t| now - t >= HANG_UP_AFTER_MS);
+                            if (reply_started_ms.is_some() && done) || timed_out { Phase::Closing } else { Phase::Waiting { since_ms } }
                         } else {
                             let l: &Line = &script.lines[line];
                             let go = match l.barge_in_after_ms {
