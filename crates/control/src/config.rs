@@ -176,6 +176,7 @@ impl Config {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         self.turn.validate().map_err(|e| anyhow::anyhow!("invalid [turn]: {e}"))?;
+        self.playout.validate().map_err(|e| anyhow::anyhow!("invalid [playout]: {e}"))?;
         self.providers.validate().map_err(|e| anyhow::anyhow!("invalid [providers]: {e}"))?;
         self.stores.validate()?;
         self.telemetry.validate()?;
@@ -229,6 +230,10 @@ mod tests {
         assert_eq!(c.turn.pause_ms, TurnConfig::default().pause_ms);
         std::fs::write(&f, "[turn]\nvad_start = 0.2\nvad_stop = 0.6\n").unwrap();
         assert!(Config::load(Some(&f)).unwrap_err().to_string().contains("vad_stop"));
+        std::fs::write(&f, "[playout]\nframe_ms = 30\n").unwrap();
+        assert!(Config::load(Some(&f)).unwrap_err().to_string().contains("invalid [playout]: frame_ms (30) must be a multiple of 20"));
+        std::fs::write(&f, "[playout]\nframe_ms = 60\n").unwrap();
+        assert_eq!(Config::load(Some(&f)).unwrap().playout.frame_samples(), 480);
         std::fs::write(&f, "[server]\nlisen = \"x\"\n").unwrap();
         assert!(Config::load(Some(&f)).unwrap_err().to_string().contains("lisen"));
         assert!(Config::load(Some(&dir.join("missing.toml"))).is_err());

@@ -56,16 +56,28 @@ pub async fn serve<C: MediaCodec>(socket: WebSocket, call_id: String, mut codec:
         let codec = codec.clone();
         async move {
             let mut frames = Vec::new();
-            while let Some(msg) = out_rx.recv().await {
-                let closing = matches!(msg, CarrierOut::Close(_));
-                codec.lock().encode(&msg, &mut frames);
-                for text in frames.drain(..) {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        return;
+            // What the engine queued together (a frame and its mark, a clear and what follows)
+            // goes out in one socket write.
+            'call: while let Some(first) = out_rx.recv().await {
+                let mut next = Some(first);
+                let mut closing = false;
+                while let Some(msg) = next.take() {
+                    closing = matches!(msg, CarrierOut::Close(_));
+                    codec.lock().encode(&msg, &mut frames);
+                    for text in frames.drain(..) {
+                        if sink.feed(Message::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    if !closing {
+                        next = out_rx.try_recv().ok();
                     }
                 }
+                if sink.flush().await.is_err() {
+                    return;
+                }
                 if closing {
-                    break;
+                    break 'call;
                 }
             }
             let _ = sink.send(close(1000, "call ended")).await;

@@ -76,10 +76,31 @@ pub struct PlayoutConfig {
     pub lead_ms: u32,
     /// A mark is sent after this much audio, so what was heard is known to this precision.
     pub mark_every_ms: u32,
+    /// Agent audio goes to the carrier in messages of this length (a multiple of 20 ms, up to
+    /// 200). Carriers play any length; 40 ms is half the messages, socket writes and wake-ups
+    /// of 20 ms frames, and `clear` still drops what was not heard.
+    pub frame_ms: u32,
 }
 
 impl Default for PlayoutConfig {
     fn default() -> Self {
-        PlayoutConfig { lead_ms: 80, mark_every_ms: 100 }
+        PlayoutConfig { lead_ms: 80, mark_every_ms: 100, frame_ms: 40 }
+    }
+}
+
+impl PlayoutConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.frame_ms == 0 || self.frame_ms % 20 != 0 || self.frame_ms > 200 {
+            return Err(format!("frame_ms ({}) must be a multiple of 20 from 20 to 200", self.frame_ms));
+        }
+        if self.mark_every_ms == 0 {
+            return Err("mark_every_ms must be above 0".into());
+        }
+        Ok(())
+    }
+
+    /// Samples in one message to the carrier (8 kHz).
+    pub fn frame_samples(&self) -> usize {
+        self.frame_ms as usize * 8
     }
 }

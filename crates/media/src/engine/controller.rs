@@ -74,7 +74,7 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub async fn run(setup: CallSetup, providers: Providers, io: CarrierIo, mut commands: mpsc::Receiver<CallCommand>, rec: Recorder, meter: Arc<UsageMeter>, trace: Arc<super::trace::CallTrace>, cancel: CancellationToken) -> CallEnd {
+    pub async fn run(setup: CallSetup, providers: Providers, io: CarrierIo, mut commands: mpsc::Receiver<CallCommand>, rec: Recorder, meter: Arc<UsageMeter>, trace: Arc<super::trace::CallTrace>, tap: Option<Arc<super::tap::Tap>>, cancel: CancellationToken) -> CallEnd {
         let ctx = &setup.context;
         rec.record("call_started", json!({"call_id": setup.call_id, "tenant_id": ctx.tenant_id, "agent_id": ctx.agent_id, "caller": ctx.caller,
             "stt": providers.stt.name(), "brain": providers.brain.name(), "tts": providers.tts.name(), "trace_id": trace.trace_id()}));
@@ -111,9 +111,10 @@ impl Controller {
             screening: screening_flag.clone(),
             meter: meter.clone(),
             hints: Some(hints_rx),
+            tap: tap.clone(),
         };
         tokio::spawn(listener.run(io.inbound, cancel.clone()));
-        let playout = Playout::new(setup.playout.clone(), io.outbound.clone(), pl_ev_tx);
+        let playout = Playout::new(setup.playout.clone(), io.outbound.clone(), pl_ev_tx).with_tap(tap);
         let pc = cancel.clone();
         tokio::spawn(async move {
             tokio::select! { _ = pc.cancelled() => {}, _ = playout.run(playout_rx) => {} }

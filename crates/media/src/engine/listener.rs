@@ -54,6 +54,8 @@ pub struct Listener {
     /// Speculative transcripts of the speech so far (STT interim results), a second opinion on
     /// whether a pause ends the turn.
     pub hints: Option<mpsc::Receiver<String>>,
+    /// The call's recording, when it is recorded.
+    pub tap: Option<Arc<super::tap::Tap>>,
 }
 
 struct Buffers {
@@ -99,6 +101,9 @@ impl Listener {
     }
 
     async fn on_audio(&mut self, b: &mut Buffers, pcm: Vec<i16>) -> Vec<TurnSignal> {
+        if let Some(tap) = &self.tap {
+            tap.caller(&pcm);
+        }
         if !self.screening.load(std::sync::atomic::Ordering::Relaxed) {
             self.beep = None;
         }

@@ -162,19 +162,12 @@ pub async fn run_call_metered(
     let meter = Arc::new(UsageMeter::default());
     let (stt_name, tts_name) = (providers.stt.name(), providers.tts.name());
     let (recorder, writer) = Recorder::start(setup.context.tenant_id.clone(), setup.call_id.clone(), store);
-    let (io, recording) = match &setup.recording {
-        Some(path) => {
-            let (io, task) = tap::tap(io, path.clone(), recorder.clone(), call_cancel.clone());
-            (io, Some(task))
-        }
-        None => (io, None),
-    };
+    let tap = setup.recording.clone().and_then(|path| tap::Tap::create(path, recorder.clone())).map(Arc::new);
     let trace = Arc::new(trace::CallTrace::start(&setup.call_id, &setup.context.tenant_id, &setup.context.agent_id));
-    let end = controller::Controller::run(setup, providers, io, commands, recorder.clone(), meter.clone(), trace.clone(), call_cancel.clone()).await;
+    let end = controller::Controller::run(setup, providers, io, commands, recorder.clone(), meter.clone(), trace.clone(), tap.clone(), call_cancel.clone()).await;
     call_cancel.cancel();
-    if let Some(task) = recording {
-        // The tap ends once every sender of the call is gone; never wait on it for long.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    if let Some(tap) = tap {
+        tap.finish().await;
     }
     let usage = meter.totals(stt_name, tts_name);
     recorder.record("call_usage", serde_json::to_value(&usage).unwrap_or_default());

@@ -2,6 +2,7 @@
 //! ahead), with a mark every `mark_every_ms`, so the echoed marks say what the caller heard.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -9,9 +10,12 @@ use tokio::time::Instant;
 
 use super::config::PlayoutConfig;
 use super::heard::HeardTracker;
+use super::tap::Tap;
 use super::CarrierOut;
 
-pub const FRAME: usize = 160; // 20 ms at 8 kHz
+/// 20 ms at 8 kHz: the turn's last message is padded to a whole number of these.
+const FRAME_20MS: usize = 160;
+
 
 #[derive(Debug)]
 pub enum PlayoutCmd {
@@ -64,11 +68,18 @@ pub struct Playout {
     retired: u64,
     /// When everything sent so far will have been played at the far end.
     playhead: Instant,
+    /// The call's recording hears what the carrier is sent.
+    tap: Option<Arc<Tap>>,
 }
 
 impl Playout {
     pub fn new(cfg: PlayoutConfig, out: mpsc::Sender<CarrierOut>, events: mpsc::Sender<PlayoutEvent>) -> Self {
-        Playout { cfg, out, events, turn: None, retired: 0, playhead: Instant::now() }
+        Playout { cfg, out, events, turn: None, retired: 0, playhead: Instant::now(), tap: None }
+    }
+
+    pub(crate) fn with_tap(mut self, tap: Option<Arc<Tap>>) -> Self {
+        self.tap = tap;
+        self
     }
 
     pub async fn run(mut self, mut cmds: mpsc::Receiver<PlayoutCmd>) {
@@ -86,7 +97,7 @@ impl Playout {
 
     fn next_send_at(&self) -> Option<Instant> {
         let t = self.turn.as_ref()?;
-        let has_frame = t.queue.len() >= FRAME || (t.ended && (!t.queue.is_empty() || !t.end_mark_sent));
+        let has_frame = t.queue.len() >= self.cfg.frame_samples() || (t.ended && (!t.queue.is_empty() || !t.end_mark_sent));
         has_frame.then(|| self.playhead.checked_sub(Duration::from_millis(self.cfg.lead_ms as u64)).unwrap_or(self.playhead))
     }
 
@@ -124,6 +135,9 @@ impl Playout {
                     Some(t) if t.id == turn => {
                         let cleared = t.sent > t.played;
                         if cleared {
+                            if let Some(tap) = &self.tap {
+                                tap.clear();
+                            }
                             self.out.send(CarrierOut::Clear).await.map_err(|_| ())?;
                         }
                         self.playhead = Instant::now();
@@ -160,6 +174,7 @@ impl Playout {
     async fn pump(&mut self) -> Result<(), ()> {
         let lead = Duration::from_millis(self.cfg.lead_ms as u64);
         let mark_every = self.cfg.mark_every_ms as u64 * 8;
+        let frame_len = self.cfg.frame_samples();
         loop {
             let now = Instant::now();
             if self.playhead < now {
@@ -169,11 +184,12 @@ impl Playout {
             if self.playhead > now + lead {
                 return Ok(());
             }
-            let frame: Vec<i16> = if t.queue.len() >= FRAME {
-                t.queue.drain(..FRAME).collect()
+            let frame: Vec<i16> = if t.queue.len() >= frame_len {
+                t.queue.drain(..frame_len).collect()
             } else if t.ended && !t.queue.is_empty() {
+                // The turn's last audio, padded to whole 20 ms frames.
                 let mut f: Vec<i16> = t.queue.drain(..).collect();
-                f.resize(FRAME, 0);
+                f.resize(f.len().div_ceil(FRAME_20MS) * FRAME_20MS, 0);
                 f
             } else {
                 // Out of audio (turn over, or TTS behind real time): chunking carriers send
@@ -192,9 +208,12 @@ impl Playout {
             if t.sent == 0 {
                 let _ = self.events.send(PlayoutEvent::FirstByte { turn: t.id, at: now }).await;
             }
-            t.sent += FRAME as u64;
-            t.since_mark += FRAME as u64;
-            self.playhead += Duration::from_millis(20);
+            t.sent += frame.len() as u64;
+            t.since_mark += frame.len() as u64;
+            self.playhead += Duration::from_millis(frame.len() as u64 / 8);
+            if let Some(tap) = &self.tap {
+                tap.agent(&frame);
+            }
             self.out.send(CarrierOut::Audio(frame)).await.map_err(|_| ())?;
             if t.since_mark >= mark_every {
                 t.since_mark = 0;
@@ -217,29 +236,41 @@ mod tests {
     use super::*;
 
     async fn setup() -> (mpsc::Sender<PlayoutCmd>, mpsc::Receiver<CarrierOut>, mpsc::Receiver<PlayoutEvent>) {
+        setup_with(PlayoutConfig::default()).await
+    }
+
+    async fn setup_with(cfg: PlayoutConfig) -> (mpsc::Sender<PlayoutCmd>, mpsc::Receiver<CarrierOut>, mpsc::Receiver<PlayoutEvent>) {
         let (out_tx, out_rx) = mpsc::channel(1024);
         let (ev_tx, ev_rx) = mpsc::channel(16);
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
-        tokio::spawn(Playout::new(PlayoutConfig::default(), out_tx, ev_tx).run(cmd_rx));
+        tokio::spawn(Playout::new(cfg, out_tx, ev_tx).run(cmd_rx));
         (cmd_tx, out_rx, ev_rx)
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn paces_in_real_time_with_marks_and_finishes_on_end_mark() {
-        let (cmd, mut out, mut ev) = setup().await;
+    /// One second of audio in `frame_ms` messages: paced, never more than the lead ahead, a
+    /// mark at least every `mark_every_ms`, the end mark after the last message.
+    async fn paces(frame_ms: u32, want_frames: usize, want_marks: usize) {
+        let cfg = PlayoutConfig { frame_ms, ..PlayoutConfig::default() };
+        let (cmd, mut out, mut ev) = setup_with(cfg.clone()).await;
         let start = Instant::now();
-        cmd.send(PlayoutCmd::Audio { turn: 1, text: Some("Hello there.".into()), pcm: vec![100; 8000] }).await.unwrap();
+        // 1 s and 10 ms: the last message is padded to a whole 20 ms frame
+        cmd.send(PlayoutCmd::Audio { turn: 1, text: Some("Hello there.".into()), pcm: vec![100; 8080] }).await.unwrap();
         cmd.send(PlayoutCmd::EndTurn { turn: 1 }).await.unwrap();
-        let mut frames = 0;
+        let (mut frames, mut sent_ms) = (0, 0i64);
         let mut marks = Vec::new();
         while let Some(m) = out.recv().await {
             match m {
                 CarrierOut::Audio(f) => {
-                    assert_eq!(f.len(), FRAME);
                     frames += 1;
+                    if frames < want_frames {
+                        assert_eq!(f.len(), cfg.frame_samples());
+                    } else {
+                        assert_eq!(f.len() % 160, 0, "whole 20 ms frames: {}", f.len());
+                    }
+                    sent_ms += f.len() as i64 / 8;
                     // Never more than the lead ahead of real time.
-                    let ahead = frames as i64 * 20 - start.elapsed().as_millis() as i64;
-                    assert!(ahead <= 80 + 20, "{ahead} ms ahead");
+                    let ahead = sent_ms - start.elapsed().as_millis() as i64;
+                    assert!(ahead <= (cfg.lead_ms + frame_ms) as i64, "{ahead} ms ahead");
                 }
                 CarrierOut::Mark(n) => {
                     let end = n.ends_with(":end");
@@ -252,12 +283,23 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(frames, 50);
-        assert_eq!(marks.len(), 11, "{marks:?}");
+        assert_eq!((frames, sent_ms), (want_frames, 1020));
+        assert_eq!(marks.len(), want_marks, "{marks:?}");
         assert!(start.elapsed() >= Duration::from_millis(900));
         assert!(matches!(ev.recv().await, Some(PlayoutEvent::FirstByte { turn: 1, .. })));
         cmd.send(PlayoutCmd::MarkEchoed("1:end".into())).await.unwrap();
         assert_eq!(ev.recv().await, Some(PlayoutEvent::Finished { turn: 1, text: "Hello there.".into() }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paces_in_real_time_with_marks_and_finishes_on_end_mark() {
+        // 40 ms messages: marks after 120, 240, … 960 ms, then the end mark
+        paces(40, 26, 9).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paces_20_ms_frames_too() {
+        paces(20, 51, 11).await;
     }
 
     #[tokio::test(start_paused = true)]

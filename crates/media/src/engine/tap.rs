@@ -1,19 +1,21 @@
-//! Our own dual-channel recording (caller left, agent right), carrier-independent: a tap on the
-//! carrier channels. The caller's frames are the clock; agent audio is laid against the caller
-//! audio that arrives while it plays, and audio dropped by a `clear` (never heard) is dropped
-//! from the recording too. The WAV on disk is valid up to the last flush (about a second), so
-//! a crash loses almost nothing.
+//! Our own dual-channel recording (caller left, agent right), carrier-independent. The listener
+//! hands it each caller frame as it takes it from the carrier, the playout each agent frame and
+//! each `clear` as it sends them: no task or channel of its own, so recording adds no hop to a
+//! frame's way through the call.
+//!
+//! The caller's frames are the clock; agent audio is laid against the caller audio that
+//! arrives while it plays, and audio dropped by a `clear` (never heard) is dropped from the
+//! recording too. The WAV on disk is valid up to the last flush (about a second), so a crash
+//! loses almost nothing.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use callfunnel_media_dsp::wav_stream::StereoWavWriter;
+use parking_lot::Mutex;
 use serde_json::json;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-use super::{CarrierIn, CarrierIo, CarrierOut, Recorder, AUDIO_QUEUE};
+use super::Recorder;
 
 const RATE: u32 = 8000;
 /// Flush the file about once a second of caller audio.
@@ -21,100 +23,92 @@ const FLUSH_EVERY: usize = RATE as usize;
 /// Agent audio queued ahead of the caller clock is bounded (the playout runs ~80 ms ahead).
 const AGENT_AHEAD_MAX: usize = 30 * RATE as usize;
 
-enum Tapped {
-    Caller(Vec<i16>),
-    Agent(Vec<i16>),
-    Clear,
+/// One call's recording. Writes after [`Tap::finish`] are ignored.
+pub struct Tap {
+    path: PathBuf,
+    rec: Recorder,
+    state: Mutex<State>,
 }
 
-/// Wraps `io` so that both directions are recorded to `path`. The returned task ends, after
-/// finishing the file, when `done` is cancelled or the call's channels close.
-pub fn tap(io: CarrierIo, path: PathBuf, rec: Recorder, done: CancellationToken) -> (CarrierIo, JoinHandle<()>) {
-    let (tap_tx, tap_rx) = mpsc::channel::<Tapped>(AUDIO_QUEUE * 2);
-    let (in_tx, in_rx) = mpsc::channel(AUDIO_QUEUE);
-    let (out_tx, out_rx) = mpsc::channel(AUDIO_QUEUE);
-    let mut carrier_in = io.inbound;
-    let carrier_out = io.outbound;
-    let t_in = tap_tx.clone();
-    let d = done.clone();
-    tokio::spawn(async move {
-        while let Some(msg) = tokio::select! { _ = d.cancelled() => None, m = carrier_in.recv() => m } {
-            if let CarrierIn::Audio(pcm) = &msg {
-                let _ = t_in.try_send(Tapped::Caller(pcm.clone()));
-            }
-            if in_tx.send(msg).await.is_err() {
-                break;
-            }
-        }
-    });
-    let t_out = tap_tx;
-    let mut engine_out: mpsc::Receiver<CarrierOut> = out_rx;
-    tokio::spawn(async move {
-        while let Some(msg) = tokio::select! { biased; m = engine_out.recv() => m, _ = done.cancelled() => None } {
-            match &msg {
-                CarrierOut::Audio(pcm) => {
-                    let _ = t_out.try_send(Tapped::Agent(pcm.clone()));
-                }
-                CarrierOut::Clear => {
-                    let _ = t_out.try_send(Tapped::Clear);
-                }
-                _ => {}
-            }
-            if carrier_out.send(msg).await.is_err() {
-                break;
-            }
-        }
-    });
-    let task = tokio::spawn(write(tap_rx, path, rec));
-    (CarrierIo { inbound: in_rx, outbound: out_tx }, task)
+struct State {
+    writer: Option<StereoWavWriter>,
+    agent: VecDeque<i16>,
+    right: Vec<i16>,
+    since_flush: usize,
+    failed: Option<String>,
 }
 
-async fn write(mut rx: mpsc::Receiver<Tapped>, path: PathBuf, rec: Recorder) {
-    let mut w = match StereoWavWriter::create(&path, RATE) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "recording disabled for this call");
-            rec.record("recording_failed", json!({"error": e.to_string()}));
-            while rx.recv().await.is_some() {}
+impl Tap {
+    /// Starts recording to `path`; `None` (after a `recording_failed` event) when the file
+    /// cannot be created, and the call goes on unrecorded.
+    pub fn create(path: PathBuf, rec: Recorder) -> Option<Tap> {
+        match StereoWavWriter::create(&path, RATE) {
+            Ok(writer) => {
+                rec.record("recording_started", json!({"path": path.display().to_string(), "channels": {"left": "caller", "right": "agent"}, "sample_rate": RATE}));
+                let state = State { writer: Some(writer), agent: VecDeque::new(), right: Vec::new(), since_flush: 0, failed: None };
+                Some(Tap { path, rec, state: Mutex::new(state) })
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "recording disabled for this call");
+                rec.record("recording_failed", json!({"error": e.to_string()}));
+                None
+            }
+        }
+    }
+
+    /// A caller frame, as it came from the carrier: it is written with the agent audio that
+    /// played meanwhile.
+    pub fn caller(&self, left: &[i16]) {
+        let mut s = self.state.lock();
+        let State { writer, agent, right, since_flush, failed } = &mut *s;
+        let Some(w) = writer.as_mut().filter(|_| failed.is_none()) else { return };
+        right.clear();
+        right.extend(agent.drain(..left.len().min(agent.len())));
+        right.resize(left.len(), 0);
+        let mut r = w.write(left, right);
+        *since_flush += left.len();
+        if r.is_ok() && *since_flush >= FLUSH_EVERY {
+            *since_flush = 0;
+            r = w.flush();
+        }
+        if let Err(e) = r {
+            *failed = Some(e.to_string());
+        }
+    }
+
+    /// An agent frame sent to the carrier.
+    pub fn agent(&self, pcm: &[i16]) {
+        let mut s = self.state.lock();
+        if s.writer.is_none() {
             return;
         }
-    };
-    rec.record("recording_started", json!({"path": path.display().to_string(), "channels": {"left": "caller", "right": "agent"}, "sample_rate": RATE}));
-    let mut agent: VecDeque<i16> = VecDeque::new();
-    let mut since_flush = 0usize;
-    let mut failed = None;
-    while let Some(t) = rx.recv().await {
-        match t {
-            Tapped::Agent(pcm) => {
-                agent.extend(pcm);
-                let over = agent.len().saturating_sub(AGENT_AHEAD_MAX);
-                agent.drain(..over);
-            }
-            Tapped::Clear => agent.clear(),
-            Tapped::Caller(left) => {
-                let mut right: Vec<i16> = agent.drain(..left.len().min(agent.len())).collect();
-                right.resize(left.len(), 0);
-                if failed.is_none() {
-                    if let Err(e) = w.write(&left, &right) {
-                        failed = Some(e.to_string());
-                    }
-                    since_flush += left.len();
-                    if since_flush >= FLUSH_EVERY {
-                        since_flush = 0;
-                        if let Err(e) = w.flush() {
-                            failed = Some(e.to_string());
-                        }
-                    }
-                }
-            }
+        s.agent.extend(pcm);
+        let over = s.agent.len().saturating_sub(AGENT_AHEAD_MAX);
+        s.agent.drain(..over);
+    }
+
+    /// The carrier was told to drop the agent audio it holds: it was never heard.
+    pub fn clear(&self) {
+        self.state.lock().agent.clear();
+    }
+
+    /// Finishes the file (its header, an fsync) and records how it went; once.
+    pub async fn finish(&self) {
+        let (writer, failed) = {
+            let mut s = self.state.lock();
+            s.agent = VecDeque::new();
+            (s.writer.take(), s.failed.take())
+        };
+        let Some(w) = writer else { return };
+        if let Some(error) = failed {
+            tracing::error!(path = %self.path.display(), error, "recording write failed");
+            self.rec.record("recording_failed", json!({"error": error}));
         }
-    }
-    if let Some(error) = failed {
-        tracing::error!(path = %path.display(), error, "recording write failed");
-        rec.record("recording_failed", json!({"error": error}));
-    }
-    match w.finish() {
-        Ok(info) => rec.record("recording_saved", json!({"path": info.path.display().to_string(), "duration_ms": info.duration_ms, "bytes": info.bytes})),
-        Err(e) => rec.record("recording_failed", json!({"error": e.to_string()})),
+        let done = tokio::task::spawn_blocking(move || w.finish()).await;
+        match done {
+            Ok(Ok(info)) => self.rec.record("recording_saved", json!({"path": info.path.display().to_string(), "duration_ms": info.duration_ms, "bytes": info.bytes})),
+            Ok(Err(e)) => self.rec.record("recording_failed", json!({"error": e.to_string()})),
+            Err(e) => self.rec.record("recording_failed", json!({"error": format!("finishing the file: {e}")})),
+        }
     }
 }
