@@ -43,6 +43,22 @@ pub struct Config {
     pub tools: crate::tools_config::ToolsConfig,
     /// OpenTelemetry traces (OTLP/HTTP); off by default.
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// Post-call analysis.
+    pub analysis: AnalysisConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// Analyses one node runs at once. Each waits mostly on its LLM: a node ending 20 calls a
+    /// second needs tens at once to keep up.
+    pub concurrency: usize,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        AnalysisConfig { concurrency: 32 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +171,7 @@ impl Default for Config {
             campaigns: CampaignsConfig::default(),
             tools: Default::default(),
             telemetry: Default::default(),
+            analysis: Default::default(),
         }
     }
 }
@@ -177,6 +194,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.turn.validate().map_err(|e| anyhow::anyhow!("invalid [turn]: {e}"))?;
         self.playout.validate().map_err(|e| anyhow::anyhow!("invalid [playout]: {e}"))?;
+        anyhow::ensure!((1..=1024).contains(&self.analysis.concurrency), "invalid [analysis]: concurrency ({}) must be 1 to 1024", self.analysis.concurrency);
         self.providers.validate().map_err(|e| anyhow::anyhow!("invalid [providers]: {e}"))?;
         self.stores.validate()?;
         self.telemetry.validate()?;

@@ -275,6 +275,13 @@ async fn messages(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Re
         }
         let msg = json!({"id": id, "type": "message", "role": "assistant", "model": model, "content": content, "stop_reason": stop, "stop_sequence": null,
             "usage": {"input_tokens": input, "cache_creation_input_tokens": creation, "cache_read_input_tokens": read, "output_tokens": out_tokens}});
+        // a whole message takes as long as its stream would have: first token, then the rest
+        let lat = &ctx.config.latency;
+        let generating = if lat.llm_tokens_per_s > 0.0 { out_tokens as f64 / lat.llm_tokens_per_s } else { 0.0 };
+        let wait = Duration::from_millis(lat.llm_first_token_ms) + Duration::from_secs_f64(generating);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         return ([("content-type", "application/json"), ("request-id", "req_sim")], msg.to_string()).into_response();
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(32);

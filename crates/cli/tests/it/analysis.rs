@@ -207,3 +207,63 @@ async fn claude_analysis_outlasts_an_outage_through_the_queue() {
     rig.done();
     let _ = std::fs::remove_dir_all(agents);
 }
+
+/// Analyses run side by side, up to `[analysis] concurrency`: each waits on its LLM (400 ms on
+/// the simulator here), and one at a time could not keep up with a node ending calls every
+/// few tens of milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyses_run_side_by_side_up_to_the_configured_concurrency() {
+    let latency = callfunnel_sim::Latency { llm_first_token_ms: 400, ..Default::default() };
+    let sim = callfunnel_sim::start(Provider::Anthropic, ([127, 0, 0, 1], 0).into(), SimConfig { latency, ..SimConfig::default() }).await.unwrap();
+    let agents = agents_dir("side");
+    let secrets = StaticSecrets::default().with("twilio_auth_token", crate::telephony::TOKEN).with("anthropic", "sim-key");
+    let url = sim.url();
+    let rig = rig_with(
+        "analysis-side",
+        |c| {
+            c.agents.dir = agents.clone();
+            c.providers.anthropic.url = url;
+            c.analysis.concurrency = 4;
+        },
+        secrets,
+        Default::default(),
+    )
+    .await;
+    let st = &rig.server.state;
+    let tenant = st.config.agents.default_tenant.clone();
+    let ev = |at: u64, kind: &str, data: Value| TimelineEvent::new(at, chrono::Utc::now().timestamp_millis() as u64, kind, data);
+    let ids: Vec<String> = (0..6).map(|i| format!("c-side-{i}")).collect();
+    for id in &ids {
+        let events = [
+            ev(0, "call_started", json!({})),
+            ev(800, "transcript", json!({"text": "Please cancel my appointment."})),
+            ev(1500, "agent_said", json!({"turn": 1, "text": "It is cancelled.", "interrupted": false})),
+            ev(2000, "call_ended", json!({"end": "caller_hung_up"})),
+        ];
+        st.stores.timeline.append(&tenant, id, &events).await.unwrap();
+    }
+    for id in &ids {
+        st.calls.post_call.enqueue(&tenant, id, "concierge").await;
+    }
+    let http = authed_client(&rig.server, "viewer");
+    for id in &ids {
+        let a = analysis_done(&http, &rig.base, id).await;
+        assert_eq!(a["status"], "done", "{a}");
+    }
+    // each analysis's span, from its `call_analyzed` event: when it was stored, less how long
+    // the analyzer took
+    let mut spans = Vec::new();
+    for id in &ids {
+        let tl: Value = http.get(format!("{}/v1/calls/{id}", rig.base)).send().await.unwrap().json().await.unwrap();
+        let done = tl["events"].as_array().unwrap().iter().find(|e| e["kind"] == "call_analyzed").unwrap().clone();
+        let end = done["unix_ms"].as_u64().unwrap();
+        let took = done["data"]["analysis_ms"].as_u64().unwrap();
+        assert!(took >= 400, "the simulator's latency: {done}");
+        spans.push((end - took, end));
+    }
+    let most_at_once = spans.iter().map(|(start, _)| spans.iter().filter(|(s, e)| s <= start && start < e).count()).max().unwrap();
+    assert!((2..=4).contains(&most_at_once), "analyses at once: {most_at_once} ({spans:?})");
+    assert_eq!(sim.faults.stats().requests, 6);
+    rig.done();
+    let _ = std::fs::remove_dir_all(agents);
+}

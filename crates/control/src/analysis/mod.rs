@@ -29,8 +29,11 @@ const GROUP: &str = "analysis";
 pub const MAX_ATTEMPTS: u32 = 6;
 /// A taken job comes back to the queue after this if its worker says nothing (crash).
 const VISIBILITY: Duration = Duration::from_secs(300);
-/// A call is queued at most once in this long.
-const ONCE_PER: Duration = Duration::from_secs(24 * 3600);
+/// A call is queued at most once in this long: longer than a job's retries take (six
+/// hand-outs, backoff at most 5 minutes), so a restarted node's sweep or a retried webhook
+/// never queues it twice while it waits. (Each call holds a dedupe key this long: a day's
+/// keys of a busy node would be a quarter of a GB in the embedded hot state.)
+const ONCE_PER: Duration = Duration::from_secs(3600);
 /// The startup sweep looks this far back for ended calls never analyzed.
 const SWEEP_WINDOW_MS: u64 = 48 * 3600 * 1000;
 /// Timeline events that settle a call's analysis.
@@ -50,15 +53,16 @@ fn unix_ms() -> u64 {
 }
 
 impl PostCall {
-    /// Starts the worker.
-    pub fn start(stores: Stores, hub: Arc<ProviderHub>, webhooks: Arc<Webhooks>, base_backoff: Duration, shutdown: CancellationToken) -> Arc<PostCall> {
+    /// Starts the worker, which runs up to `concurrency` analyses at once.
+    pub fn start(stores: Stores, hub: Arc<ProviderHub>, webhooks: Arc<Webhooks>, base_backoff: Duration, concurrency: usize, shutdown: CancellationToken) -> Arc<PostCall> {
         let p = Arc::new(PostCall { stores, hub, webhooks, wake: Notify::new(), base_backoff });
-        tokio::spawn(p.clone().worker(shutdown));
+        tokio::spawn(p.clone().worker(concurrency.max(1), shutdown));
         p
     }
 
-    /// Queues the analysis of a call that ended (once a day at most per call: a second
-    /// enqueue — a restarted node's sweep, a retried webhook — is dropped).
+    /// Queues the analysis of a call that ended (once an hour at most per call: a second
+    /// enqueue — a restarted node's sweep, a retried webhook — is dropped; one that comes
+    /// later finds the result in the timeline and is acknowledged without a second analysis).
     pub async fn enqueue(&self, tenant_id: &str, call_id: &str, agent_id: &str) -> bool {
         match self.stores.work.rate_check(&format!("analysis.{call_id}"), 1, ONCE_PER).await {
             Ok(RateDecision::Denied { .. }) => {
@@ -112,9 +116,16 @@ impl PostCall {
         queued
     }
 
-    async fn worker(self: Arc<Self>, shutdown: CancellationToken) {
+    async fn worker(self: Arc<Self>, concurrency: usize, shutdown: CancellationToken) {
         self.sweep().await;
+        // A job is taken only when one of the `concurrency` slots is free: the rest stay on
+        // the queue, where another node may take them.
+        let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
         loop {
+            let slot = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                s = slots.clone().acquire_owned() => match s { Ok(s) => s, Err(_) => return },
+            };
             let job = match self.stores.work.dequeue(&self.stores.node_id, VISIBILITY).await {
                 Ok(j) => j,
                 Err(e) => {
@@ -124,12 +135,17 @@ impl PostCall {
             };
             match job {
                 Some(job) => {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return, // the job comes back after its visibility timeout
-                        _ = self.run(&job) => {}
-                    }
+                    let (me, shutdown) = (self.clone(), shutdown.clone());
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => {} // the job comes back after its visibility timeout
+                            _ = me.run(&job) => {}
+                        }
+                        drop(slot);
+                    });
                 }
                 None => {
+                    drop(slot);
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = self.wake.notified() => {}

@@ -69,7 +69,7 @@ impl AppState {
             keep_local: config.stores.s3.as_ref().is_some_and(|s| s.keep_local),
             background: tokio_util::task::TaskTracker::new(),
         };
-        let post_call = crate::analysis::PostCall::start(stores.clone(), hub.clone(), webhooks.clone(), std::time::Duration::from_secs(1), shutdown.clone());
+        let post_call = crate::analysis::PostCall::start(stores.clone(), hub.clone(), webhooks.clone(), std::time::Duration::from_secs(1), config.analysis.concurrency, shutdown.clone());
         let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), data, registry: registry.clone(), numbers, webhooks: webhooks.clone(), post_call, shutdown: shutdown.clone() });
         let dialer = Arc::new(crate::campaigns::Dialer::default());
         let knowledge = crate::knowledge::Knowledge::new(stores.clone(), hub.clone());
