@@ -13,6 +13,10 @@ use super::{
 };
 use crate::{DataError, Result};
 
+/// Every this many writes, expired entries leave the maps kept by time (placements, plans,
+/// rate keys). Sweeping on every write would cost a pass over each map per call.
+const SWEEP_EVERY: u64 = 1024;
+
 struct Lease {
     tenant: String,
     node: String,
@@ -22,9 +26,14 @@ struct Lease {
 #[derive(Default)]
 struct Inner {
     placement: HashMap<String, (String, u64)>,
-    plans: HashMap<String, (serde_json::Value, u64)>,
+    /// call → (the plan as compact JSON text, expiry): a parsed document costs several times
+    /// more memory, and a node keeps every call's tombstone for hours
+    plans: HashMap<String, (Box<str>, u64)>,
     leases: HashMap<String, Lease>,
-    hits: HashMap<String, VecDeque<u64>>,
+    /// key → (its window in ms, the hits within it)
+    hits: HashMap<String, (u64, VecDeque<u64>)>,
+    /// Writes since the last sweep of expired entries.
+    writes_since_sweep: u64,
     jobs: HashMap<String, DialJob>,
     /// tenant → (due at ms, job id)
     ready: HashMap<String, BTreeSet<(u64, String)>>,
@@ -38,6 +47,18 @@ struct Inner {
 }
 
 impl Inner {
+    /// Counts a write; every `SWEEP_EVERY`, drops what has expired.
+    fn wrote(&mut self, now: u64) {
+        self.writes_since_sweep += 1;
+        if self.writes_since_sweep >= SWEEP_EVERY {
+            self.writes_since_sweep = 0;
+            self.placement.retain(|_, (_, exp)| *exp > now);
+            self.plans.retain(|_, (_, exp)| *exp > now);
+            // keys are made per call (`analysis.CALL`) as well as per tenant
+            self.hits.retain(|_, (w, h)| h.back().is_some_and(|t| *t + *w > now));
+        }
+    }
+
     fn prune_leases(&mut self, now: u64) {
         self.leases.retain(|_, l| l.expires_ms > now);
     }
@@ -109,7 +130,7 @@ impl HotState for MemoryHotState {
         let ttl = check_duration("placement ttl", ttl)?;
         let now = now_ms();
         let mut g = self.inner.lock();
-        g.placement.retain(|_, (_, exp)| *exp > now);
+        g.wrote(now);
         g.placement.insert(call_id.to_string(), (node_id.to_string(), now + ttl));
         Ok(())
     }
@@ -130,16 +151,18 @@ impl HotState for MemoryHotState {
         check_ids(&[call_id])?;
         let ttl = check_duration("plan ttl", ttl)?;
         let now = now_ms();
+        let text: Box<str> = plan.to_string().into();
         let mut g = self.inner.lock();
-        g.plans.retain(|_, (_, exp)| *exp > now);
-        g.plans.insert(call_id.to_string(), (plan.clone(), now + ttl));
+        g.wrote(now);
+        g.plans.insert(call_id.to_string(), (text, now + ttl));
         Ok(())
     }
 
     async fn get_plan(&self, call_id: &str) -> Result<Option<serde_json::Value>> {
         check_ids(&[call_id])?;
         let now = now_ms();
-        Ok(self.inner.lock().plans.get(call_id).filter(|(_, exp)| *exp > now).map(|(p, _)| p.clone()))
+        let text = self.inner.lock().plans.get(call_id).filter(|(_, exp)| *exp > now).map(|(p, _)| p.clone());
+        text.map(|t| serde_json::from_str(&t).map_err(|e| DataError::invalid("stored plan", e.to_string()))).transpose()
     }
 
     async fn acquire_call(&self, tenant_id: &str, call_id: &str, node_id: &str, tenant_limit: Option<u32>) -> Result<()> {
@@ -210,7 +233,9 @@ impl HotState for MemoryHotState {
         let window = check_duration("rate window", window)?;
         let now = now_ms();
         let mut g = self.inner.lock();
-        let hits = g.hits.entry(key.to_string()).or_default();
+        g.wrote(now);
+        let (w, hits) = g.hits.entry(key.to_string()).or_default();
+        *w = window;
         while hits.front().is_some_and(|t| *t + window <= now) {
             hits.pop_front();
         }
@@ -317,5 +342,30 @@ impl HotState for MemoryHotState {
             }
         });
         Ok(Box::pin(stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hot::HotState;
+
+    #[tokio::test]
+    async fn rate_keys_whose_hits_expired_are_forgotten() {
+        let h = MemoryHotState::new();
+        for i in 0..SWEEP_EVERY - 2 {
+            h.rate_check(&format!("analysis.call{i}"), 1, Duration::from_millis(1)).await.unwrap();
+        }
+        h.rate_check("tenant:acme:dials", 5, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(h.inner.lock().hits.len() as u64, SWEEP_EVERY - 1, "no sweep before the {SWEEP_EVERY}th check");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // the next check (the SWEEP_EVERY-th write) sweeps: only the key still inside its window is left, besides its own
+        assert!(matches!(h.rate_check("analysis.new", 1, Duration::from_secs(60)).await.unwrap(), RateDecision::Allowed { .. }));
+        let mut keys: Vec<String> = h.inner.lock().hits.keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["analysis.new", "tenant:acme:dials"]);
+        // and a forgotten key starts afresh, a remembered one still counts
+        assert!(matches!(h.rate_check("analysis.new", 1, Duration::from_secs(60)).await.unwrap(), RateDecision::Denied { .. }));
+        assert_eq!(h.rate_check("tenant:acme:dials", 5, Duration::from_secs(60)).await.unwrap(), RateDecision::Allowed { remaining: 3 });
     }
 }
