@@ -4,7 +4,7 @@
 //! carrier ─► listener (VAD → turn-taking → gated audio) ─► STT ─┐
 //!               │ marks ─► playout ◄─ speaker (brain → TTS) ◄───┤
 //!               └ speech / turn / DTMF events ─────────► controller (history, barge-in)
-//! playout ─► carrier (20 ms frames, marks, clear)
+//! playout ─► carrier (40 ms messages by default, marks, clear)
 //! ```
 //! One task tree per call under a cancellation token: when the controller returns, every
 //! other task of the call ends with it.

@@ -1,4 +1,4 @@
-//! Twilio's Media Streams dialect: camelCase JSON, µ-law 8 kHz, 20 ms frames in and out.
+//! Twilio's Media Streams dialect: camelCase JSON, µ-law 8 kHz; 20 ms frames in, any length out.
 
 use super::protocol::{self, Inbound, MarkInfo, OutMedia, Outbound, StreamValidator};
 use crate::carrier::{parse_digit, CallStart, Carrier, MediaCodec, ProtocolError, WireAudio, WireIn};
