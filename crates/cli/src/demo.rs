@@ -148,14 +148,15 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The call's timeline once it has ended and its post-call analysis is in (or 15 s passed).
+/// The call's timeline once it has ended and its post-call analysis is in, or 15 s passed (a
+/// busy disk can hold the timeline's log up for seconds).
 async fn wait_for_timeline(server: &Server, call_id: &str) -> Vec<callfunnel_data::TimelineEvent> {
     let mut events = Vec::new();
     for i in 0..200 {
         events = server.state.store.timeline(&server.state.calls.tenant_of(call_id).await, call_id).await.unwrap_or_default();
         let ended = events.iter().any(|e| e.kind == "call_ended");
         let analyzed = events.iter().any(|e| callfunnel_control::analysis::DONE_KINDS.contains(&e.kind.as_str()));
-        if (ended && analyzed) || (!ended && i >= 50) || i >= 150 {
+        if (ended && analyzed) || i >= 150 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

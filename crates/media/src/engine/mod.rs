@@ -167,7 +167,10 @@ pub async fn run_call_metered(
     let end = controller::Controller::run(setup, providers, io, commands, recorder.clone(), meter.clone(), trace.clone(), tap.clone(), call_cancel.clone()).await;
     call_cancel.cancel();
     if let Some(tap) = tap {
-        tap.finish().await;
+        // Finishing the file ends with an fsync, which a busy disk can hold up for seconds:
+        // wait for it only so long, and let it record `recording_saved` later if it must.
+        let finishing = tokio::spawn(async move { tap.finish().await });
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), finishing).await;
     }
     let usage = meter.totals(stt_name, tts_name);
     recorder.record("call_usage", serde_json::to_value(&usage).unwrap_or_default());
