@@ -62,6 +62,10 @@ pub async fn run(args: Args, config: Option<&Path>) -> anyhow::Result<()> {
     cfg.server.public_ws_scheme = "ws".into();
     cfg.server.preload_models = false;
     cfg.data.timeline = "memory".into();
+    // Its own data for each demo: a server or another demo may be using the configured one.
+    let data_dir = std::env::temp_dir().join(format!("callfunnel-demo-data-{}", std::process::id()));
+    cfg.data.dir = data_dir.clone();
+    let _data_dir = TempDir(data_dir);
     let paths = ModelPaths::new(&cfg.models.dir);
     let missing = fetch::missing(&paths);
     if !missing.is_empty() {

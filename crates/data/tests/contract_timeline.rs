@@ -169,3 +169,20 @@ async fn buffered_reads_see_their_own_writes_before_shipping() {
     assert_eq!(b.pending().unwrap(), 100);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A buffer's directory belongs to one open buffer at a time (two processes on one data dir
+/// would ship each other's records from the wrong places); it is free again once closed.
+#[tokio::test]
+async fn a_buffer_directory_is_used_by_one_buffer_at_a_time() {
+    let dir = std::env::temp_dir().join(format!("cf-buffer-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let first = BufferedTimeline::open(Arc::new(MemoryTimeline::default()), &dir, BufferConfig::default()).await.unwrap();
+    let second = BufferedTimeline::open(Arc::new(MemoryTimeline::default()), &dir, BufferConfig::default()).await;
+    let e = second.err().expect("the directory is taken").to_string();
+    assert!(e.contains("in use by another callfunnel process") && e.contains(&dir.display().to_string()), "{e}");
+    drop(first);
+    // the writer thread holds no lock: the buffer's own handle does
+    let again = BufferedTimeline::open(Arc::new(MemoryTimeline::default()), &dir, BufferConfig::default()).await;
+    assert!(again.is_ok(), "{:?}", again.err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -51,6 +51,8 @@ pub struct BufferedTimeline {
     last_seq: Mutex<u64>,
     shipped: watch::Receiver<Pos>,
     failures: Arc<Mutex<u64>>,
+    /// Held while the buffer is open.
+    _lock: std::fs::File,
 }
 
 fn now_us() -> u64 {
@@ -61,6 +63,13 @@ impl BufferedTimeline {
     pub async fn open(inner: Arc<dyn TimelineStore>, dir: impl Into<PathBuf>, cfg: BufferConfig) -> Result<Arc<Self>> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        // One process per log: two writing one directory would ship each other's records
+        // from the wrong places. The lock goes with the process (also when it crashes).
+        let lock_path = dir.join("lock");
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(crate::DataError::invalid("timeline buffer", format!("{} is in use by another callfunnel process ({e}): give each process its own [data] dir", dir.display())));
+        }
         let cp = wal::read_checkpoint(&dir)?;
         let segs = wal::segments(&dir)?;
         // Seqs are microsecond clock readings made strictly increasing: unique per call across
@@ -83,7 +92,7 @@ impl BufferedTimeline {
         tokio::task::spawn_blocking(move || writer.run(rx));
         let shipper = Shipper { dir: dir.clone(), inner: inner.clone(), cfg, pos: start, written: written_rx, shipped: shipped_tx, max_seq: Arc::new(Mutex::new(max_seq)), failures: failures.clone() };
         tokio::spawn(shipper.run());
-        Ok(Arc::new(BufferedTimeline { inner, dir, tx, last_seq: Mutex::new(max_seq), shipped: shipped_rx, failures }))
+        Ok(Arc::new(BufferedTimeline { inner, dir, tx, last_seq: Mutex::new(max_seq), shipped: shipped_rx, failures, _lock: lock }))
     }
 
     /// Waits until everything appended before this call is in the log on disk; returns the
