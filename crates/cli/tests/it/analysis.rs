@@ -15,7 +15,7 @@ use callfunnel_sim::{Fault, Provider, SimConfig};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::telephony::{authed_client, rig_with};
+use crate::telephony::{authed_client, rig_with, Rig};
 
 
 /// An agents directory: the clinic rule-book (with its `[analysis]` table), and `concierge`,
@@ -32,6 +32,26 @@ fn agents_dir(name: &str) -> std::path::PathBuf {
     )
     .unwrap();
     dir
+}
+
+/// A server whose agents are `agents_dir(name)` and whose Claude is the simulator at `url`;
+/// returns the rig and the agents directory (for the test to remove).
+async fn claude_rig(name: &str, url: String, tweak: impl FnOnce(&mut callfunnel_control::config::Config)) -> (Rig, std::path::PathBuf) {
+    let agents = agents_dir(name);
+    let secrets = StaticSecrets::default().with("twilio_auth_token", crate::telephony::TOKEN).with("anthropic", "sim-key");
+    let dir = agents.clone();
+    let rig = rig_with(
+        &format!("analysis-{name}"),
+        |c| {
+            c.agents.dir = dir;
+            c.providers.anthropic.url = url;
+            tweak(c);
+        },
+        secrets,
+        Default::default(),
+    )
+    .await;
+    (rig, agents)
 }
 
 async fn receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, Bytes)>>>) {
@@ -153,19 +173,7 @@ async fn claude_analysis_outlasts_an_outage_through_the_queue() {
     // the first attempt's request and both its retries are refused; the queue tries again later
     sim.faults.inject(Fault::Overloaded, 3);
     sim.faults.inject(Fault::InvalidOutput, 1);
-    let agents = agents_dir("claude");
-    let secrets = StaticSecrets::default().with("twilio_auth_token", crate::telephony::TOKEN).with("anthropic", "sim-key");
-    let url = sim.url();
-    let rig = rig_with(
-        "analysis-claude",
-        |c| {
-            c.agents.dir = agents.clone();
-            c.providers.anthropic.url = url;
-        },
-        secrets,
-        Default::default(),
-    )
-    .await;
+    let (rig, agents) = claude_rig("claude", sim.url(), |_| {}).await;
     let st = &rig.server.state;
     let tenant = st.config.agents.default_tenant.clone();
     let ev = |at: u64, kind: &str, data: Value| TimelineEvent::new(at, chrono::Utc::now().timestamp_millis() as u64, kind, data);
@@ -215,20 +223,7 @@ async fn claude_analysis_outlasts_an_outage_through_the_queue() {
 async fn analyses_run_side_by_side_up_to_the_configured_concurrency() {
     let latency = callfunnel_sim::Latency { llm_first_token_ms: 400, ..Default::default() };
     let sim = callfunnel_sim::start(Provider::Anthropic, ([127, 0, 0, 1], 0).into(), SimConfig { latency, ..SimConfig::default() }).await.unwrap();
-    let agents = agents_dir("side");
-    let secrets = StaticSecrets::default().with("twilio_auth_token", crate::telephony::TOKEN).with("anthropic", "sim-key");
-    let url = sim.url();
-    let rig = rig_with(
-        "analysis-side",
-        |c| {
-            c.agents.dir = agents.clone();
-            c.providers.anthropic.url = url;
-            c.analysis.concurrency = 4;
-        },
-        secrets,
-        Default::default(),
-    )
-    .await;
+    let (rig, agents) = claude_rig("side", sim.url(), |c| c.analysis.concurrency = 4).await;
     let st = &rig.server.state;
     let tenant = st.config.agents.default_tenant.clone();
     let ev = |at: u64, kind: &str, data: Value| TimelineEvent::new(at, chrono::Utc::now().timestamp_millis() as u64, kind, data);
