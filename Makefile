@@ -40,6 +40,7 @@ test: setup
 	scripts/sdk-venv.sh
 	scripts/services.sh up
 	scripts/check-deploy.sh
+	scripts/console-deps.sh
 	cargo build --workspace --locked --tests --bins
 	$(DEBUG_BIN) models fetch
 	cargo test --workspace --locked

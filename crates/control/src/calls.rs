@@ -233,7 +233,11 @@ impl Calls {
     /// by the number called.
     async fn plan_for(&self, call_id: &str, start: &CallStart) -> Option<CallPlan> {
         if let Some(p) = self.registry.plans.lookup(call_id).await {
-            return Some(p);
+            // a browser call takes only the plan made for it, and a phone call never takes one
+            return ((p.carrier == Carrier::Web) == (start.carrier == Carrier::Web)).then_some(p);
+        }
+        if start.carrier == Carrier::Web {
+            return None; // browser calls exist only as planned by POST /v1/calls/web
         }
         match self.route(&start.to).await {
             (Route::Unknown, _) => None,

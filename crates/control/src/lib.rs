@@ -12,6 +12,7 @@ pub mod carriers;
 pub mod config;
 pub mod http;
 pub mod knowledge;
+pub mod live;
 pub mod node_bus;
 pub mod provider_config;
 pub mod providers;

@@ -218,6 +218,11 @@ impl ProviderHub {
         Ok(self.agent(tenant_id, agent_id).await?.brain.clone())
     }
 
+    /// Whether `agent_id` loads for `tenant_id` (published, or an agent file).
+    pub async fn check_agent(&self, tenant_id: &str, agent_id: &str) -> anyhow::Result<()> {
+        self.agent(tenant_id, agent_id).await.map(|_| ())
+    }
+
     async fn agent(&self, tenant_id: &str, agent_id: &str) -> anyhow::Result<Arc<LoadedAgent>> {
         callfunnel_data::check_id(agent_id)?;
         let latest = self.latest_published(tenant_id, agent_id).await;

@@ -191,6 +191,7 @@ pub fn call_id_for(carrier: Carrier, carrier_sid: &str) -> Option<String> {
     Some(match carrier {
         Carrier::Twilio => clean,
         Carrier::Exotel => format!("ex-{clean}"),
+        Carrier::Web => format!("web-{clean}"),
     })
 }
 

@@ -7,5 +7,6 @@ pub mod engine;
 pub mod exotel;
 pub mod testkit;
 pub mod twilio;
+pub mod web;
 
 pub use callfunnel_media_dsp as dsp;

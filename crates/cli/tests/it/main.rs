@@ -5,6 +5,8 @@ mod api;
 mod auth;
 mod campaign_takeover;
 mod cli;
+mod console;
+mod console_api;
 mod control_plane;
 mod demo;
 mod drain;

@@ -140,13 +140,10 @@ pub async fn versions(c: Caller, State(s): State<AppState>, Path(id): Path<Strin
 #[utoipa::path(post, path = "/v1/agents/{agent_id}/versions", tag = "agents", params(("agent_id" = String, Path)), request_body = VersionSpec, responses((status = 201, body = VersionView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn publish(c: Caller, State(s): State<AppState>, Path(id): Path<String>, Body(b): Body<VersionSpec>) -> Result<(StatusCode, Json<VersionView>), ApiError> {
     c.require(Role::Editor)?;
-    let kind = AgentKind::parse(&b.kind).map_err(|_| ApiError::bad_request("invalid_agent_kind", "kind must be `rulebook` or `prompt`"))?;
-    let a = &s.config.agents;
-    let voice = b.voice.filter(|v| !v.is_empty()).unwrap_or_else(|| a.voice.clone());
-    let language = b.language.filter(|l| !l.is_empty()).unwrap_or_else(|| a.language.clone());
-    let spec = AgentVersionSpec { kind, body: b.body, voice, language, providers: default_obj(b.providers), tools: default_arr(b.tools), analysis: default_obj(b.analysis) };
+    let expected_latest = b.expected_latest;
+    let spec = spec_of(&s, b)?;
     crate::agents::AgentFile::from_version(&spec).map_err(|e| ApiError::bad_request("invalid_agent", e.to_string()))?;
-    let v = s.stores.control.publish_agent_version(&c.tenant, &id, spec, b.expected_latest).await.map_err(store_err)?;
+    let v = s.stores.control.publish_agent_version(&c.tenant, &id, spec, expected_latest).await.map_err(store_err)?;
     let got = s.stores.control.agent_version(&c.tenant, &id, Some(v)).await.map_err(store_err)?;
     Ok((StatusCode::CREATED, Json(got.into())))
 }
@@ -155,6 +152,15 @@ pub async fn publish(c: Caller, State(s): State<AppState>, Path(id): Path<String
 pub async fn version(c: Caller, State(s): State<AppState>, Path((id, v)): Path<(String, i32)>) -> Result<Json<VersionView>, ApiError> {
     c.require(Role::Viewer)?;
     Ok(Json(s.stores.control.agent_version(&c.tenant, &id, Some(v)).await.map_err(store_err)?.into()))
+}
+
+/// A version as stored: the kind checked, voice and language defaulted from `[agents]`.
+pub(super) fn spec_of(s: &AppState, b: VersionSpec) -> Result<AgentVersionSpec, ApiError> {
+    let kind = AgentKind::parse(&b.kind).map_err(|_| ApiError::bad_request("invalid_agent_kind", "kind must be `rulebook` or `prompt`"))?;
+    let a = &s.config.agents;
+    let voice = b.voice.filter(|v| !v.is_empty()).unwrap_or_else(|| a.voice.clone());
+    let language = b.language.filter(|l| !l.is_empty()).unwrap_or_else(|| a.language.clone());
+    Ok(AgentVersionSpec { kind, body: b.body, voice, language, providers: default_obj(b.providers), tools: default_arr(b.tools), analysis: default_obj(b.analysis) })
 }
 
 fn default_obj(v: Value) -> Value {

@@ -19,6 +19,12 @@ pub struct CallItem {
     pub started_unix_ms: u64,
     pub ended: bool,
     pub events: usize,
+    pub agent_id: String,
+    /// The caller's number (the callee's on an outbound call; `browser:USER` from the console).
+    pub caller: String,
+    /// How it ended: `caller_hung_up`, `agent_ended`, `transferred`, `shutdown`, `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -30,6 +36,8 @@ pub struct CallFilter {
     pub until_ms: Option<u64>,
     /// `true`: only ended calls; `false`: only calls still running.
     pub ended: Option<bool>,
+    /// Only calls answered by this agent.
+    pub agent_id: Option<String>,
 }
 
 /// The tenant's calls, newest first.
@@ -39,8 +47,8 @@ pub async fn list(c: Caller, State(s): State<AppState>, Query(p): Query<PagePara
     let calls = s.store.calls(&c.tenant, 5000).await.map_err(store_err)?;
     let items: Vec<CallItem> = calls
         .into_iter()
-        .filter(|x| f.since_ms.is_none_or(|t| x.started_unix_ms >= t) && f.until_ms.is_none_or(|t| x.started_unix_ms < t) && f.ended.is_none_or(|e| x.ended == e))
-        .map(|x| CallItem { call_id: x.call_id, started_unix_ms: x.started_unix_ms, ended: x.ended, events: x.events })
+        .filter(|x| f.since_ms.is_none_or(|t| x.started_unix_ms >= t) && f.until_ms.is_none_or(|t| x.started_unix_ms < t) && f.ended.is_none_or(|e| x.ended == e) && f.agent_id.as_ref().is_none_or(|a| *a == x.agent_id))
+        .map(|x| CallItem { call_id: x.call_id, started_unix_ms: x.started_unix_ms, ended: x.ended, events: x.events, agent_id: x.agent_id, caller: x.caller, end: x.end })
         .collect();
     // newest first: the cursor orders by an inverted start time, then the id
     let key = |i: &CallItem| format!("{:020}:{}", u64::MAX - i.started_unix_ms, i.call_id);

@@ -3,8 +3,10 @@
 //! stable code. The OpenAPI 3.1 document is generated from the handlers' annotations and served
 //! at `/v1/openapi.json`.
 
+pub mod agent_lint;
 pub mod agents;
 pub mod billing;
+pub mod call_events;
 pub mod calls;
 pub mod campaigns;
 pub mod common;
@@ -12,6 +14,7 @@ pub mod keys;
 pub mod knowledge;
 pub mod numbers;
 pub mod tenants;
+pub mod web_calls;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -50,6 +53,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(calls::list, calls::place))
         .routes(routes!(calls::live))
+        .routes(routes!(call_events::events))
+        .routes(routes!(web_calls::create))
         .routes(routes!(calls::get_one))
         .routes(routes!(calls::recording))
         .routes(routes!(calls::analysis))
@@ -58,6 +63,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agents::get_one, agents::update, agents::delete))
         .routes(routes!(agents::versions, agents::publish))
         .routes(routes!(agents::version))
+        .routes(routes!(agent_lint::lint))
         .routes(routes!(numbers::list))
         .routes(routes!(numbers::bind, numbers::release))
         .routes(routes!(knowledge::list, knowledge::create))

@@ -1,6 +1,7 @@
 //! The built-in issuer of the embedded default: an RS256 key kept in the data directory
 //! (`auth/dev-issuer.pk8`, mode 0600), its JWKS and discovery documents served by the server,
-//! and `callfunnel token` minting tokens with it. Its tokens go through exactly the same
+//! `callfunnel token` minting tokens with it, and a browser sign-in for the console
+//! (authorization code + PKCE, [`super::sign_in`]). Its tokens go through exactly the same
 //! verification as Keycloak's.
 
 use std::path::{Path, PathBuf};
@@ -74,6 +75,12 @@ impl DevIssuer {
 
     /// The discovery document (the server answers it at `ISSUER/.well-known/openid-configuration`).
     pub fn discovery(&self) -> Value {
-        json!({"issuer": self.issuer, "jwks_uri": format!("{}/certs", self.issuer), "id_token_signing_alg_values_supported": ["RS256"], "grant_types_supported": []})
+        let i = &self.issuer;
+        json!({
+            "issuer": i, "jwks_uri": format!("{i}/certs"), "authorization_endpoint": format!("{i}/auth"), "token_endpoint": format!("{i}/token"),
+            "response_types_supported": ["code"], "grant_types_supported": ["authorization_code"], "code_challenge_methods_supported": ["S256"],
+            "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256"], "scopes_supported": ["openid"],
+            "token_endpoint_auth_methods_supported": ["none"],
+        })
     }
 }

@@ -9,6 +9,7 @@ pub mod jwks;
 pub mod jwt;
 mod principal;
 mod secret_file;
+pub mod sign_in;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub struct Auth {
     pub issuer: String,
     pub jwks: Jwks,
     pub dev: Option<DevIssuer>,
+    /// The dev issuer's browser sign-in (the console), with its password file.
+    pub sign_in: Option<sign_in::SignIn>,
     pub call_tokens: CallTokens,
     control: Arc<dyn ControlStore>,
 }
@@ -72,7 +75,11 @@ impl Auth {
         }
         let jwks = Jwks::new(source, Duration::from_secs(a.jwks_refresh_secs), Duration::from_secs(a.min_refetch_secs));
         let call_tokens = CallTokens::open(std::env::var(CALL_TOKEN_SECRET_ENV).ok().filter(|s| !s.is_empty()), &cfg.data.dir.join("auth"), a.call_token_ttl_secs)?;
-        Ok(Auth { config: a, issuer, jwks, dev, call_tokens, control })
+        let sign_in = match dev {
+            Some(_) => Some(sign_in::SignIn::open(&cfg.data.dir.join("auth"))?),
+            None => None,
+        };
+        Ok(Auth { config: a, issuer, jwks, dev, sign_in, call_tokens, control })
     }
 
     /// Verifies a JWT's signature and registered claims; returns its claims.

@@ -1,8 +1,10 @@
 //! The HTTP/WebSocket server: carrier webhooks and media streams, health, and the call API.
 
 mod body_limit;
+mod console;
 mod drain;
 mod dev_oidc;
+mod dev_sign_in;
 mod error;
 mod exotel;
 mod health;
@@ -12,6 +14,7 @@ pub mod outbound;
 mod recordings;
 mod twilio;
 mod twilio_auth;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,10 +54,17 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Cancelled when the node starts draining (SIGTERM): not ready, no new calls.
     pub draining: CancellationToken,
+    /// Timeline events as they are written here (the console's live views).
+    pub live: crate::live::LiveFeed,
 }
 
 impl AppState {
     pub fn new(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>, carriers: CarrierAuth, stores: Stores) -> anyhow::Result<AppState> {
+        // every timeline write of this node (calls, carrier callbacks, analyses, recordings)
+        // also reaches the live feed
+        let live = crate::live::LiveFeed::default();
+        let mut stores = stores;
+        stores.timeline = Arc::new(crate::live::LiveTimeline::new(stores.timeline.clone(), live.clone()));
         let store = stores.timeline.clone();
         let hub = Arc::new(ProviderHub::new(callfunnel_ai::models::ModelPaths::new(&config.models.dir), config.models.whisper_threads, config.agents.dir.clone(), config.providers.clone(), secrets).with_tools(&config.tools)?.with_control(stores.control.clone()).with_vectors(stores.vectors.clone()));
         let registry = Arc::new(CallRegistry::default());
@@ -73,7 +83,7 @@ impl AppState {
         let calls = Arc::new(Calls { config: config.clone(), hub: hub.clone(), store: store.clone(), data, registry: registry.clone(), numbers, webhooks: webhooks.clone(), post_call, shutdown: shutdown.clone() });
         let dialer = Arc::new(crate::campaigns::Dialer::default());
         let knowledge = crate::knowledge::Knowledge::new(stores.clone(), hub.clone());
-        Ok(AppState { config: Arc::new(config), auth, webhooks, dialer, knowledge, hub, store, stores, registry, calls, carriers: Arc::new(carriers), shutdown, draining: CancellationToken::new() })
+        Ok(AppState { config: Arc::new(config), auth, webhooks, dialer, knowledge, hub, store, stores, registry, calls, carriers: Arc::new(carriers), shutdown, draining: CancellationToken::new(), live })
     }
 }
 
@@ -112,6 +122,9 @@ pub fn router(state: AppState) -> Router {
         .merge(exotel::routes())
         .merge(crate::api::routes())
         .merge(dev_oidc::routes())
+        .merge(dev_sign_in::routes())
+        .merge(console::routes())
+        .merge(web::routes())
         .merge(recordings::routes())
         .layer(axum::middleware::from_fn(body_limit::body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), drain::refuse_new_calls))

@@ -116,6 +116,7 @@ async fn place_admitted(s: &AppState, tenant: &str, agent_id: String, carrier: C
             })?;
             (call.sid, call.status)
         }
+        Carrier::Web => return Err(ApiError::bad_request("invalid_carrier", "browser calls are made with POST /v1/calls/web")),
         Carrier::Exotel => {
             let client = s.carriers.exotel.as_ref().ok_or_else(|| not_configured("Exotel", "[exotel] account_sid, EXOTEL_API_KEY and EXOTEL_API_TOKEN"))?;
             let e = &s.config.exotel;

@@ -39,6 +39,14 @@ pub struct CallSummary {
     pub events: usize,
     pub started_unix_ms: u64,
     pub ended: bool,
+    /// From `call_started` (empty for a call refused before it started).
+    #[serde(default)]
+    pub agent_id: String,
+    #[serde(default)]
+    pub caller: String,
+    /// How it ended (`call_ended`'s `end`: `caller_hung_up`, `agent_ended`, …).
+    #[serde(default)]
+    pub end: Option<String>,
 }
 
 /// Every read is scoped to a tenant: another tenant's call is unknown. Events that carry a seq
@@ -61,10 +69,16 @@ impl TimelineEvent {
 }
 
 pub(crate) fn summarize(call_id: &str, events: &[TimelineEvent]) -> CallSummary {
+    let started = events.iter().find(|e| e.kind == "call_started").map(|e| &e.data);
+    let text = |k: &str| started.and_then(|d| d[k].as_str()).unwrap_or_default().to_string();
+    let end = events.iter().find(|e| e.kind == "call_ended").map(|e| e.data["end"].as_str().unwrap_or_default().to_string());
     CallSummary {
         call_id: call_id.to_string(),
         events: events.len(),
         started_unix_ms: events.first().map_or(0, |e| e.unix_ms),
-        ended: events.iter().any(|e| e.kind == "call_ended"),
+        ended: end.is_some(),
+        agent_id: text("agent_id"),
+        caller: text("caller"),
+        end,
     }
 }

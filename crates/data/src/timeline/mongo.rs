@@ -157,8 +157,13 @@ impl TimelineStore for MongoTimeline {
         let first = events.iter().map(|e| e.unix_ms as i64).min().unwrap_or(0);
         let last = events.iter().map(|e| e.unix_ms as i64).max().unwrap_or(0);
         let mut set = doc! {"expire_at": expire_at};
-        if events.iter().any(|e| e.kind == "call_ended") {
+        if let Some(e) = events.iter().find(|e| e.kind == "call_ended") {
             set.insert("ended", true);
+            set.insert("end", e.data["end"].as_str().unwrap_or_default());
+        }
+        if let Some(e) = events.iter().find(|e| e.kind == "call_started") {
+            set.insert("agent_id", e.data["agent_id"].as_str().unwrap_or_default());
+            set.insert("caller", e.data["caller"].as_str().unwrap_or_default());
         }
         self.calls
             .update_one(
@@ -196,6 +201,9 @@ impl TimelineStore for MongoTimeline {
                 events: int(&d, "events") as usize,
                 started_unix_ms: int(&d, "started_unix_ms"),
                 ended: d.get_bool("ended").unwrap_or(false),
+                agent_id: d.get_str("agent_id").unwrap_or_default().to_string(),
+                caller: d.get_str("caller").unwrap_or_default().to_string(),
+                end: d.get_str("end").ok().map(str::to_string),
             })
             .collect())
     }

@@ -26,6 +26,8 @@ pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 pub enum Carrier {
     Twilio,
     Exotel,
+    /// The console's browser calls ([`crate::web`]).
+    Web,
 }
 
 impl Carrier {
@@ -33,6 +35,7 @@ impl Carrier {
         match self {
             Carrier::Twilio => "twilio",
             Carrier::Exotel => "exotel",
+            Carrier::Web => "web",
         }
     }
 }

@@ -1,0 +1,235 @@
+// End-to-end tests of the web console in Debian's Chromium, driven by playwright-core.
+// Run by crates/cli/tests/it/console.rs, which starts the server, places the simulated phone
+// call when this script prints `NEED call`, and reads `OK …` / `FAIL …` lines.
+//
+// Env: CF_BASE (server URL), CF_PASSWORD (dev sign-in password), CF_TENANT, CF_ARTIFACTS
+// (screenshots), CF_FAKE_MIC (a WAV for the fake microphone), CF_CHROMIUM (default
+// /usr/bin/chromium).
+import { chromium } from 'playwright-core';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+const base = process.env.CF_BASE;
+const artifacts = process.env.CF_ARTIFACTS || 'console-artifacts';
+mkdirSync(artifacts, { recursive: true });
+for (const f of readdirSync(artifacts)) if (f.endsWith('.png')) rmSync(`${artifacts}/${f}`);
+const lines = createInterface({ input: process.stdin });
+const said = [];
+let waiting = null;
+lines.on('line', l => { said.push(l); if (waiting) { const w = waiting; waiting = null; w(); } });
+async function hear(prefix, ms = 60000) {
+  const t0 = Date.now();
+  for (;;) {
+    const i = said.findIndex(l => l.startsWith(prefix));
+    if (i >= 0) return said.splice(i, 1)[0].slice(prefix.length).trim();
+    if (Date.now() - t0 > ms) throw new Error(`no "${prefix}" from the test harness within ${ms} ms`);
+    await new Promise(r => { waiting = r; setTimeout(r, 500); });
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CF_CHROMIUM || '/usr/bin/chromium',
+  args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${process.env.CF_FAKE_MIC}`,
+    '--autoplay-policy=no-user-gesture-required', '--no-sandbox'],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+await context.grantPermissions(['microphone'], { origin: base });
+const page = await context.newPage();
+const foreign = [];
+page.on('request', r => { const u = new URL(r.url()); if (!['data:', 'blob:'].includes(u.protocol) && u.origin !== base) foreign.push(r.url()); });
+const consoleErrors = [];
+page.on('console', m => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+page.on('pageerror', e => consoleErrors.push(String(e)));
+
+let failed = 0;
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    console.log(`OK ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${String(e && e.stack || e).split('\n').slice(0, 4).join(' | ')}`);
+    await page.screenshot({ path: `${artifacts}/failed-${name.replace(/\W+/g, '-')}.png`, fullPage: true }).catch(() => {});
+  }
+}
+const shot = name => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
+const expectText = async (locator, re, timeout = 30000) => {
+  const t0 = Date.now();
+  for (;;) {
+    const t = await locator.innerText().catch(() => '');
+    if (re.test(t)) return t;
+    if (Date.now() - t0 > timeout) throw new Error(`expected ${re} in: ${t.slice(0, 500)}`);
+    await page.waitForTimeout(250);
+  }
+};
+
+await step('sign in through the issuer (authorization code + PKCE)', async () => {
+  await page.goto(`${base}/console/`);
+  await page.waitForURL(/\/dev\/oidc\/auth\?/);
+  await page.getByLabel('User name').fill('ana');
+  await page.getByLabel('Password').fill('wrong password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expectText(page.getByRole('alert'), /Wrong user name or password/);
+  await shot('sign-in');
+  await page.getByLabel('Password').fill(process.env.CF_PASSWORD);
+  await page.getByLabel('Tenant').fill(process.env.CF_TENANT);
+  await page.getByLabel('Role').selectOption('tenant-admin');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(/\/console\/#\/calls/);
+  await expectText(page.locator('#who'), /ana/);
+  await page.getByRole('heading', { name: 'Calls' }).waitFor();
+});
+
+let callId = null;
+await step('a phone call appears live and its transcript grows', async () => {
+  await expectText(page.locator('#live-state'), /live/);
+  const before = await page.locator('#calls-body tr').count();
+  console.log('NEED call');
+  const row = page.locator('#calls-body tr').filter({ has: page.locator('.badge.live') }).first();
+  await row.waitFor({ timeout: 30000 });
+  if (await page.locator('#calls-body tr').count() !== before + 1) throw new Error('the new call did not add one row');
+  callId = await row.getAttribute('data-call');
+  const started = await row.locator('time').getAttribute('datetime');
+  if (Math.abs(Date.parse(started) - Date.now()) > 600000) throw new Error(`the call shows as started at ${started}`);
+  await shot('calls-live');
+  await row.getByRole('link').click();
+  await page.getByRole('heading', { name: new RegExp(`Call ${callId}`) }).waitFor();
+  await expectText(page.locator('#call-status'), /live/);
+  const items = page.locator('#transcript li');
+  await expectText(page.locator('#transcript'), /Agent:/);
+  const first = await items.count();
+  await expectText(page.locator('#transcript'), /Caller:/, 60000);
+  if (await items.count() <= first) throw new Error('the transcript did not grow while the call ran');
+  await shot('call-live');
+  await expectText(page.locator('#call-status'), /ended/, 90000);
+});
+
+await step('call detail: timeline, waterfall, recording plays, analysis', async () => {
+  await hear('CALL_DONE');
+  await page.reload();
+  await page.getByRole('heading', { name: new RegExp(`Call ${callId}`) }).waitFor();
+  await expectText(page.locator('#call-status'), /ended/);
+  if (await page.locator('#waterfall .row').count() < 1) throw new Error('no latency waterfall row');
+  await page.locator('#timeline summary').click();
+  await expectText(page.locator('#timeline'), /call_started[\s\S]*call_ended/);
+  const player = page.locator('#player');
+  await player.waitFor({ timeout: 15000 });
+  const played = await player.evaluate(async a => {
+    if (a.readyState < 1) await new Promise((ok, bad) => { a.onloadedmetadata = ok; a.onerror = () => bad(new Error(`audio error ${a.error && a.error.code}`)); });
+    await a.play();
+    await new Promise(r => setTimeout(r, 1200));
+    return { duration: a.duration, at: a.currentTime };
+  });
+  if (!(played.duration > 1 && played.at > 0.5)) throw new Error(`the recording did not play: ${JSON.stringify(played)}`);
+  await expectText(page.locator('#analysis'), /Summary|Pending|Analysis/);
+  await shot('call-detail');
+});
+
+await step('filters and search narrow the call list', async () => {
+  await page.goto(`${base}/console/#/calls`);
+  await page.locator(`#calls-body tr[data-call="${callId}"]`).waitFor();
+  await page.getByLabel('Status').selectOption('live');
+  if (await page.locator(`#calls-body tr[data-call="${callId}"]`).count() !== 0) throw new Error('an ended call shows under Live');
+  await page.getByLabel('Status').selectOption('ended');
+  await page.getByLabel('Search').fill(callId.slice(2, 10));
+  await page.locator(`#calls-body tr[data-call="${callId}"]`).waitFor();
+  await page.getByLabel('Search').fill('no-such-call-anywhere');
+  if (await page.locator('#calls-body tr').count() !== 0) throw new Error('search did not filter');
+});
+
+const AGENT = 'console-bakery';
+const BOOK = `name = "Console Bakery"
+greeting = "Hello, this is the bakery. How can I help?"
+fallback = ["Sorry, I can tell you our opening hours."]
+
+[[intent]]
+name = "hours"
+examples = ["what are your opening hours", "when are you open", "what time do you open"]
+keywords = ["hours", "open", "opening"]
+reply = "We bake from seven in the morning until two in the afternoon."
+`;
+
+await step('create an agent, see lint errors inline, publish', async () => {
+  await page.getByRole('link', { name: 'Agents' }).click();
+  await page.getByRole('heading', { name: 'Agents' }).waitFor();
+  await page.getByLabel('Agent id').fill(AGENT);
+  await page.getByLabel('Name').fill('Console Bakery');
+  await page.getByRole('button', { name: 'Create agent' }).click();
+  await page.getByRole('heading', { name: 'Console Bakery' }).waitFor();
+  const body = page.getByLabel('Prompt or rule-book');
+  await body.fill('name = "Broken"\ngreeting = [unclosed\n');
+  await expectText(page.locator('#lint-summary'), /[1-9]\d* error/);
+  if (!(await page.locator('#publish').isDisabled())) throw new Error('publish is enabled with lint errors');
+  if (await body.getAttribute('aria-invalid') !== 'true') throw new Error('the editor is not marked invalid');
+  await expectText(page.locator('#lint'), /line \d+/);
+  await shot('agent-lint');
+  await body.fill(BOOK);
+  await expectText(page.locator('#lint-summary'), /0 error|No problems/);
+  await page.getByLabel('Language').fill('en-US');
+  await page.locator('#publish').click();
+  await expectText(page.locator('#publish-result'), /Published version 1/);
+  await page.locator('#versions').waitFor();
+  await expectText(page.locator('#versions'), /v1/);
+  const published = await page.locator('#versions time').first().getAttribute('datetime');
+  if (Math.abs(Date.parse(published) - Date.now()) > 600000) throw new Error(`version 1 shows as published at ${published}`);
+  await shot('agent-published');
+});
+
+await step('talk to the agent from the browser (fake microphone)', async () => {
+  await page.goto(`${base}/console/#/talk/${AGENT}`);
+  await page.getByRole('button', { name: 'Start talking' }).click();
+  await expectText(page.locator('#talk-state'), /Connected/);
+  await expectText(page.locator('#talk-transcript'), /Agent:\s*Hello, this is the/, 60000);
+  await expectText(page.locator('#talk-transcript'), /You:/, 60000);
+  await expectText(page.locator('#talk-transcript'), /seven in the morning/, 60000);
+  await shot('talk');
+  await page.getByRole('button', { name: 'Hang up' }).click();
+  await expectText(page.locator('#talk-state'), /Hung up|ended/);
+});
+
+await step('knowledge, campaigns and usage pages', async () => {
+  for (const [link, heading] of [['Knowledge', 'Knowledge'], ['Campaigns', 'Campaigns'], ['Usage', 'Usage']]) {
+    await page.getByRole('link', { name: link, exact: true }).click();
+    await page.getByRole('heading', { name: heading, exact: true, level: 1 }).waitFor();
+    await shot(heading.toLowerCase());
+  }
+  await expectText(page.locator('#usage'), /call minutes/);
+});
+
+await step('keyboard: skip link and navigation', async () => {
+  await page.goto(`${base}/console/#/calls`);
+  await page.reload();
+  await page.getByRole('heading', { name: 'Calls' }).waitFor();
+  await page.keyboard.press('Tab');
+  const skip = await page.evaluate(() => document.activeElement && document.activeElement.textContent);
+  if (!/Skip to content/.test(skip)) throw new Error(`first Tab stop: ${skip}`);
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Agents', level: 1 }).waitFor();
+  const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')].filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.outerHTML));
+  if (unlabelled.length) throw new Error(`controls without labels: ${unlabelled.join(' ')}`);
+});
+
+await step('phone width: no horizontal page scroll', async () => {
+  await page.setViewportSize({ width: 375, height: 800 });
+  for (const hash of ['#/calls', `#/calls/${callId}`, `#/agents/${AGENT}`, '#/usage']) {
+    await page.goto(`${base}/console/${hash}`);
+    await page.locator('#main h1').waitFor();
+    await page.waitForTimeout(300);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    if (wide > 1) throw new Error(`${hash} scrolls sideways by ${wide}px at 375px`);
+    await shot(`phone-${hash.split('/')[1]}`);
+  }
+});
+
+await step('no requests to anyone but this server, no script errors', async () => {
+  if (foreign.length) throw new Error(`requests elsewhere: ${foreign.slice(0, 5).join(', ')}`);
+  const real = consoleErrors.filter(e => !/401|Failed to load resource/.test(e));
+  if (real.length) throw new Error(`console errors: ${real.slice(0, 5).join(' | ')}`);
+});
+
+await browser.close();
+console.log(failed ? `FAILED ${failed}` : 'PASSED');
+process.exit(failed ? 1 : 0);
