@@ -100,6 +100,8 @@ impl StereoWavWriter {
 
     pub fn finish(mut self) -> Result<RecordingInfo, WavError> {
         self.flush()?;
+        // the fsync can take seconds on a busy disk: do not hold the buffer through it
+        self.buf = Vec::new();
         self.file.sync_data().map_err(|e| io_err(&self.path, e))?;
         Ok(RecordingInfo { path: self.path.clone(), frames: self.frames, duration_ms: self.frames * 1000 / self.rate as u64, bytes: HEADER + self.frames * 4 })
     }

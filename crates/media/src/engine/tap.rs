@@ -97,6 +97,7 @@ impl Tap {
         let (writer, failed) = {
             let mut s = self.state.lock();
             s.agent = VecDeque::new();
+            s.right = Vec::new();
             (s.writer.take(), s.failed.take())
         };
         let Some(w) = writer else { return };
