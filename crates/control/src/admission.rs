@@ -32,6 +32,17 @@ impl Refusal {
             Refusal::Unavailable(_) => "admission_unavailable",
         }
     }
+
+    /// The API's answer to a call it may not place: 503, 429 or 402 with the refusal's code.
+    pub fn api_error(&self) -> crate::http::ApiError {
+        use axum::http::StatusCode;
+        let status = match self {
+            Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Concurrency(_) => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::PAYMENT_REQUIRED,
+        };
+        crate::http::ApiError::new(status, self.code(), self.to_string())
+    }
 }
 
 /// What a call with `agent_id` of `tenant` would use: the agent (its latest version published

@@ -50,7 +50,7 @@ async fn the_console_signs_in_watches_calls_edits_agents_and_talks() {
     let dir = std::env::temp_dir().join(format!("cf-console-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::telephony::free_port();
     let mut cfg = Config::default();
     cfg.server.listen = ([127, 0, 0, 1], port).into();
     cfg.server.public_host = format!("127.0.0.1:{port}");

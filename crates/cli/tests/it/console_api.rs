@@ -18,7 +18,7 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 async fn start(name: &str) -> (Server, CancellationToken, String, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("cf-console-api-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::telephony::free_port();
     let mut cfg = Config::default();
     cfg.server.listen = ([127, 0, 0, 1], port).into();
     cfg.server.public_host = format!("127.0.0.1:{port}");

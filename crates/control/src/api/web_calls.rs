@@ -40,12 +40,7 @@ pub async fn create(c: Caller, State(s): State<AppState>, Body(b): Body<NewWebCa
     s.hub.check_agent(&c.tenant, &b.agent_id).await.map_err(|e| ApiError::not_found("agent_not_found", format!("agent `{}`: {e}", b.agent_id)))?;
     let call_id = new_call_id();
     if let Err(r) = crate::admission::admit(&s.stores, &s.config, &c.tenant, &b.agent_id, &call_id).await {
-        let status = match r {
-            crate::admission::Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            crate::admission::Refusal::Concurrency(_) => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::PAYMENT_REQUIRED,
-        };
-        return Err(ApiError::new(status, r.code(), r.to_string()));
+        return Err(r.api_error());
     }
     let from = format!("browser:{}", c.who.subject.chars().take(64).collect::<String>());
     let plan = CallPlan { tenant_id: c.tenant.clone(), agent_id: b.agent_id, from, to: String::new(), direction: Direction::Inbound, carrier: Carrier::Web, carrier_sid: String::new(), screening: None };

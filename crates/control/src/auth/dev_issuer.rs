@@ -57,14 +57,19 @@ impl DevIssuer {
 
     /// A Keycloak-shaped access token for `subject` in `tenant` with `roles`.
     pub fn token(&self, subject: &str, tenant: Option<&str>, roles: &[&str], audience: &str, ttl_secs: i64) -> String {
+        self.token_for("callfunnel-cli", subject, tenant.map(|t| ("tenant_id", t)), roles, audience, ttl_secs)
+    }
+
+    /// As [`DevIssuer::token`], asked for by client `azp`, the tenant in the named claim.
+    pub fn token_for(&self, azp: &str, subject: &str, tenant: Option<(&str, &str)>, roles: &[&str], audience: &str, ttl_secs: i64) -> String {
         let now = chrono::Utc::now().timestamp();
         let mut c = json!({
-            "iss": self.issuer, "sub": subject, "aud": audience, "azp": "callfunnel-cli", "typ": "Bearer",
+            "iss": self.issuer, "sub": subject, "aud": audience, "azp": azp, "typ": "Bearer",
             "iat": now, "nbf": now, "exp": now + ttl_secs, "jti": uuid::Uuid::new_v4().to_string(),
             "preferred_username": subject, "realm_access": {"roles": roles},
         });
-        if let Some(t) = tenant {
-            c["tenant_id"] = json!(t);
+        if let Some((claim, t)) = tenant {
+            c[claim] = json!(t);
         }
         self.sign(&c)
     }

@@ -82,6 +82,10 @@ fn check(s: &AppState, headers: &HeaderMap, r: &AuthRequest) -> Result<(), Strin
     Ok(())
 }
 
+fn error_page(e: &str) -> Response {
+    page(StatusCode::BAD_REQUEST, format!("<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p role=\"alert\">{}</p>", esc(e)))
+}
+
 fn form_page(s: &AppState, r: &AuthRequest, error: Option<&str>, username: &str, tenant: &str, role: &str) -> String {
     let hidden: String = [
         ("response_type", &r.response_type),
@@ -122,14 +126,14 @@ fn form_page(s: &AppState, r: &AuthRequest, error: Option<&str>, username: &str,
 
 async fn form(State(s): State<AppState>, headers: HeaderMap, Query(r): Query<AuthRequest>) -> Response {
     if let Err(e) = check(&s, &headers, &r) {
-        return page(StatusCode::BAD_REQUEST, format!("<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p role=\"alert\">{}</p>", esc(&e)));
+        return error_page(&e);
     }
     page(StatusCode::OK, form_page(&s, &r, None, "admin", &s.config.agents.default_tenant, "tenant-admin"))
 }
 
 async fn submit(State(s): State<AppState>, headers: HeaderMap, Form(f): Form<SignInForm>) -> Response {
     if let Err(e) = check(&s, &headers, &f.req) {
-        return page(StatusCode::BAD_REQUEST, format!("<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p role=\"alert\">{}</p>", esc(&e)));
+        return error_page(&e);
     }
     let sign_in = s.auth.sign_in.as_ref().expect("checked");
     let again = |msg: &str| page(StatusCode::UNAUTHORIZED, form_page(&s, &f.req, Some(msg), &f.username, &f.tenant, &f.role));
@@ -181,20 +185,16 @@ async fn token(State(s): State<AppState>, Form(t): Form<TokenRequest>) -> Result
         Err(RedeemError::InvalidGrant(why)) => return Ok(oauth_error("invalid_grant", why)),
     };
     let now = chrono::Utc::now().timestamp();
-    let mut access = json!({
-        "iss": dev.issuer, "sub": g.subject, "aud": s.config.auth.audience, "azp": g.client_id, "typ": "Bearer",
-        "iat": now, "nbf": now, "exp": now + TOKEN_TTL_SECS, "jti": uuid::Uuid::new_v4().to_string(),
-        "preferred_username": g.subject, "realm_access": {"roles": [g.role.as_str()]}, "scope": "openid",
-    });
+    let tenant = g.tenant.as_deref().map(|t| (s.config.auth.tenant_claim.as_str(), t));
+    let access = dev.token_for(&g.client_id, &g.subject, tenant, &[g.role.as_str()], &s.config.auth.audience, TOKEN_TTL_SECS);
     let mut id = json!({"iss": dev.issuer, "sub": g.subject, "aud": g.client_id, "iat": now, "exp": now + TOKEN_TTL_SECS, "preferred_username": g.subject});
     if let Some(t) = &g.tenant {
-        access[&s.config.auth.tenant_claim] = json!(t);
         id["tenant_id"] = json!(t);
     }
     if let Some(n) = &g.nonce {
         id["nonce"] = json!(n);
     }
     tracing::info!(subject = %g.subject, tenant = ?g.tenant, role = g.role.as_str(), "console sign-in");
-    let body = json!({"access_token": dev.sign(&access), "id_token": dev.sign(&id), "token_type": "Bearer", "expires_in": TOKEN_TTL_SECS, "scope": "openid"});
+    let body = json!({"access_token": access, "id_token": dev.sign(&id), "token_type": "Bearer", "expires_in": TOKEN_TTL_SECS, "scope": "openid"});
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }

@@ -63,8 +63,7 @@ pub async fn place_call(s: &AppState, tenant: &str, req: PlaceCall) -> Result<Va
     callfunnel_data::check_id(&agent_id).map_err(|e| ApiError::bad_request("invalid_agent_id", e.to_string()))?;
     let call_id = new_call_id();
     if let Err(r) = crate::admission::admit(&s.stores, &s.config, tenant, &agent_id, &call_id).await {
-        let status = if matches!(r, crate::admission::Refusal::Unavailable(_)) { StatusCode::SERVICE_UNAVAILABLE } else if matches!(r, crate::admission::Refusal::Concurrency(_)) { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::PAYMENT_REQUIRED };
-        return Err(ApiError::new(status, r.code(), r.to_string()));
+        return Err(r.api_error());
     }
     let placed = place_admitted(s, tenant, agent_id, carrier, &call_id, req).await;
     match &placed {
