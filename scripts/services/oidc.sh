@@ -4,7 +4,7 @@
 # with azp, realm_access.roles and a tenant_id claim). Its signing keys persist in oidc-keys.json;
 # POST $CF_TEST_OIDC_ADMIN/rotate switches to a new key with a new kid.
 oidc_up() {
-  local dir="$CF_TOOLS_DIR/oidc" src="$CF_ROOT/tests/services/oidc" port=8180
+  local dir="$CF_TOOLS_DIR/oidc" src="$CF_ROOT/tests/services/oidc" port=8180 i
   local stamp; stamp=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$dir/installed" 2>/dev/null)" != "$stamp" ] || [ ! -d "$dir/node_modules/oidc-provider" ]; then
     log "installing the OIDC test provider's npm packages"
@@ -14,12 +14,20 @@ oidc_up() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2) || return 1
     echo "$stamp" >"$dir/installed"
   fi
+  # a provider started from an older provider.mjs is restarted (CI reuses running services)
+  local code; code=$(sha256sum "$src/provider.mjs" | cut -d' ' -f1)
+  if port_open "$port" && [ "$(cat "$CF_SERVICES_DIR/oidc.code" 2>/dev/null)" != "$code" ] && pid_alive oidc; then
+    log "restarting the OIDC test provider (provider.mjs changed)"
+    stop_pid oidc
+    for ((i = 0; i < 50; i++)); do port_open "$port" || break; sleep 0.1; done
+  fi
   if ! port_open "$port"; then
+    echo "$code" >"$CF_SERVICES_DIR/oidc.code"
     PORT=$port OIDC_KEY_FILE="$CF_SERVICES_DIR/oidc-keys.json" NODE_PATH="$dir/node_modules" \
       start_bg oidc node "$CF_ROOT/tests/services/oidc/provider.mjs"
     wait_port "$port" 30 oidc
   fi
-  local issuer="http://127.0.0.1:$port/realms/voice" i
+  local issuer="http://127.0.0.1:$port/realms/voice"
   for ((i = 0; i < 100; i++)); do # the port opens before the provider answers
     curl -sf "$issuer/.well-known/openid-configuration" >/dev/null && break
     sleep 0.1

@@ -1,7 +1,10 @@
 // A Keycloak-shaped OpenID Connect provider for the tests: the real panva/oidc-provider, mounted
 // under /realms/voice with Keycloak's endpoint paths, issuing RS256 JWT access tokens through the
 // client_credentials grant with the claims a Keycloak service account gets (azp, scope,
-// realm_access.roles, preferred_username, plus our tenant_id mapper).
+// realm_access.roles, preferred_username, plus our tenant_id mapper), and to people signing in to
+// the web console (public client `callfunnel-console`, authorization code + PKCE, a username and
+// password form at /realms/voice/login-actions/UID; consent is implied, as for a first-party
+// Keycloak client). Users: USERS below.
 //   PORT            listen port on 127.0.0.1 (default 8180)
 //   REALM           realm name (default voice)
 //   OIDC_KEY_FILE   where the RS256 signing keys are kept (generated when missing), so tokens stay
@@ -65,12 +68,51 @@ const CLIENTS = [
   'urn:cf:audience': audience,
   'urn:cf:ttl': ttl,
 }));
+// The web console: a public client (no secret, PKCE), like a Keycloak client with "Client
+// authentication" off. Native application type: its loopback redirect matches on any port
+// (RFC 8252 7.3), so servers on test ports can use it; CORS is allowed from those origins.
+CLIENTS.push({
+  client_id: 'callfunnel-console',
+  application_type: 'native',
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  redirect_uris: ['http://127.0.0.1/console/'],
+  token_endpoint_auth_method: 'none',
+  'urn:cf:tenant': null,
+  'urn:cf:roles': [],
+  'urn:cf:audience': 'voice-api',
+  'urn:cf:ttl': 300,
+});
+
+// People who can sign in: username / password / tenant (the tenant_id user attribute) / realm roles.
+const USERS = [
+  ['alice', 'alice-password', 'acme', ['editor']],
+  ['victor', 'victor-password', 'acme', ['viewer']],
+  ['gina', 'gina-password', 'globex', ['tenant-admin']],
+].map(([username, password, tenant, roles]) => ({ id: userId(username), username, password, tenant, roles }));
+const userById = (id) => USERS.find((u) => u.id === id);
 
 // Keycloak gives a service account a user with a UUID id (the token's sub) and the username
 // service-account-<client id>; the UUID here is derived from the client id, so it is stable.
 function serviceAccountId(clientId) {
   const h = createHash('sha256').update(`${realm}/${clientId}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+// A Keycloak user's id is a UUID; derived from the username here, so it is stable.
+function userId(username) {
+  const h = createHash('sha256').update(`${realm}/user/${username}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+// CORS for public clients: the origins of their redirect URIs, any port on loopback ones.
+function corsAllowed(ctx, origin, client) {
+  if (client.clientAuthMethod !== 'none') return false;
+  const o = URL.parse(origin);
+  return !!o && client.redirectUris.some((uri) => {
+    const u = URL.parse(uri);
+    return u && u.protocol === o.protocol && u.hostname === o.hostname && (u.port === o.port || u.hostname === '127.0.0.1');
+  });
 }
 
 function newKey() {
@@ -108,6 +150,16 @@ function makeProvider(keys) {
     clients: CLIENTS,
     extraClientMetadata: { properties: ['urn:cf:tenant', 'urn:cf:roles', 'urn:cf:audience', 'urn:cf:ttl'] },
     clientDefaults: { id_token_signed_response_alg: 'RS256' },
+    clientBasedCORS: corsAllowed,
+    findAccount: (ctx, id) => {
+      const user = userById(id);
+      return user && {
+        accountId: user.id,
+        claims: () => ({ sub: user.id, preferred_username: user.username, email: `${user.username}@example.com` }),
+      };
+    },
+    interactions: { url: (ctx, interaction) => `${prefix}/login-actions/${interaction.uid}` },
+    pkce: { required: () => true },
     cookies: { keys: ['cf-test-oidc-cookie-key'] },
     routes: { // Keycloak's paths under the realm
       authorization: '/protocol/openid-connect/auth',
@@ -137,12 +189,13 @@ function makeProvider(keys) {
     extraTokenClaims: (ctx, token) => {
       const client = token.client ?? ctx.oidc.client;
       if (!client) return undefined;
-      const tenant = client['urn:cf:tenant'];
+      const user = token.accountId ? userById(token.accountId) : undefined;
+      const tenant = user ? user.tenant : client['urn:cf:tenant'];
       return {
         typ: 'Bearer',
         azp: client.clientId,
-        preferred_username: `service-account-${client.clientId}`,
-        realm_access: { roles: [...client['urn:cf:roles']] },
+        preferred_username: user ? user.username : `service-account-${client.clientId}`,
+        realm_access: { roles: [...(user ? user.roles : client['urn:cf:roles'])] },
         ...(tenant ? { tenant_id: tenant } : {}),
       };
     },
@@ -151,7 +204,7 @@ function makeProvider(keys) {
         jwt: (ctx, token, jwt) => {
           jwt.header = { typ: 'JWT' }; // Keycloak's header: alg, typ JWT, kid
           const p = jwt.payload;
-          p.sub = serviceAccountId(p.client_id);
+          if (!token.accountId) p.sub = serviceAccountId(p.client_id); // a service account
           p.scope = p.scope || 'profile email'; // Keycloak's default scopes when none are asked for
           p.jti = p.jti || randomUUID();
         },
@@ -163,13 +216,60 @@ function makeProvider(keys) {
 }
 
 let keys = loadKeys();
-let handler = makeProvider(keys).callback();
+let provider = makeProvider(keys);
+let handler = provider.callback();
 
 function rotate() {
   keys = [newKey(), ...keys].slice(0, MAX_KEYS);
   saveKeys(keys);
-  handler = makeProvider(keys).callback();
+  provider = makeProvider(keys);
+  handler = provider.callback();
   return keys[0].kid;
+}
+
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+// Keycloak's login page, reduced: username, password, "Sign In".
+function loginPage(res, uid, clientId, error, username = '') {
+  res.writeHead(error ? 401 : 200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in to ${esc(realm)}</title></head>
+<body><h1 id="kc-page-title">Sign in to your account</h1><p>for ${esc(clientId)}</p>
+${error ? `<p id="input-error" role="alert">${esc(error)}</p>` : ''}
+<form id="kc-form-login" method="post" action="${prefix}/login-actions/${esc(uid)}">
+<label for="username">Username</label> <input id="username" name="username" value="${esc(username)}" autocomplete="username">
+<label for="password">Password</label> <input id="password" name="password" type="password" autocomplete="current-password">
+<input id="kc-login" type="submit" value="Sign In"></form></body></html>`);
+}
+
+async function formBody(req) {
+  let body = '';
+  for await (const chunk of req) {
+    body += chunk;
+    if (body.length > 8192) throw new Error('form too large');
+  }
+  return new URLSearchParams(body);
+}
+
+// The login and consent steps of an authorization request (oidc-provider's "interactions").
+// Consent is granted as asked, as Keycloak does for a client that does not require consent.
+async function interaction(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  const { uid, prompt, params } = details;
+  if (prompt.name === 'consent') {
+    const grant = details.grantId ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: details.session.accountId, clientId: params.client_id });
+    const d = prompt.details;
+    if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
+    if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(d.missingResourceScopes || {})) grant.addResourceScope(indicator, scopes.join(' '));
+    const grantId = await grant.save();
+    return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+  if (req.method !== 'POST') return loginPage(res, uid, params.client_id);
+  const form = await formBody(req);
+  const user = USERS.find((u) => u.username === form.get('username') && u.password === form.get('password'));
+  if (!user) return loginPage(res, uid, params.client_id, 'Invalid username or password.', form.get('username') || '');
+  return provider.interactionFinished(req, res, { login: { accountId: user.id } }, { mergeWithLastSubmission: false });
 }
 
 function json(res, status, body) {
@@ -179,6 +279,12 @@ function json(res, status, body) {
 
 http.createServer((req, res) => {
   const url = req.url || '/';
+  if (url.startsWith(`${prefix}/login-actions/`)) {
+    return interaction(req, res).catch((e) => {
+      console.error('interaction', e);
+      if (!res.headersSent) json(res, 400, { error: 'invalid_request', error_description: e.message });
+    });
+  }
   if (url === prefix || url.startsWith(`${prefix}/`) || url.startsWith(`${prefix}?`)) {
     req.originalUrl = url;
     req.url = url.slice(prefix.length) || '/';

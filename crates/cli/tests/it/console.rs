@@ -4,11 +4,14 @@
 //! recording, edit and publish an agent, talk to it from the browser through the fake
 //! microphone, and check keyboard use, phone width and that nothing is fetched from elsewhere.
 //! Screenshots of each page go to `target/console-artifacts/` (`$CF_ARTIFACTS`).
+//! A second run (`console-tests/keycloak.mjs`) signs in at the Keycloak-shaped realm of the test
+//! OIDC provider instead (server in `oidc` auth mode), as an editor and as a viewer.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use callfunnel_control::auth::AuthMode;
 use callfunnel_control::{Config, Server};
 use callfunnel_media::caller::{self, CallerOptions, Script};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -40,16 +43,19 @@ async fn phone_call(port: u16, server: &Server) {
     eprintln!("simulated call {call_id}: {} ms of agent audio, ended by {}", report.agent_audio_ms, report.ended_by);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_signs_in_watches_calls_edits_agents_and_talks() {
+/// Debian's Chromium and the console tests' npm packages (both installed by `make test`).
+fn browser() -> (String, PathBuf) {
     let chromium = std::env::var("CF_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(Path::new(&chromium).exists(), "{chromium} is missing: make test installs Debian's chromium (scripts/setup-system.sh)");
     let tests = repo().join("console-tests");
     assert!(tests.join("node_modules/playwright-core").exists(), "console-tests/node_modules is missing: make test runs `npm ci` there (scripts/console-deps.sh)");
+    (chromium, tests)
+}
 
-    let dir = std::env::temp_dir().join(format!("cf-console-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A server on a free port with its data in a fresh `dir`.
+fn server_config(dir: &Path) -> (Config, u16) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
     let port = crate::telephony::free_port();
     let mut cfg = Config::default();
     cfg.server.listen = ([127, 0, 0, 1], port).into();
@@ -57,10 +63,27 @@ async fn the_console_signs_in_watches_calls_edits_agents_and_talks() {
     cfg.server.public_ws_scheme = "ws".into();
     cfg.data.dir = dir.join("data");
     cfg.agents.dir = repo().join("agents");
+    (cfg, port)
+}
+
+fn artifacts() -> PathBuf {
+    std::env::var("CF_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|_| repo().join("target/console-artifacts"))
+}
+
+fn assert_passed(status: std::process::ExitStatus, report: &[String], artifacts: &Path) {
+    let failures: Vec<&String> = report.iter().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(status.success() && failures.is_empty() && report.last().is_some_and(|l| l == "PASSED"), "browser tests failed (screenshots in {}):\n{}", artifacts.display(), report.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_signs_in_watches_calls_edits_agents_and_talks() {
+    let (chromium, tests) = browser();
+    let dir = std::env::temp_dir().join(format!("cf-console-{}", std::process::id()));
+    let (cfg, port) = server_config(&dir);
     let stop = CancellationToken::new();
     let server = Server::start(cfg, stop.clone()).await.unwrap();
     let password = std::fs::read_to_string(dir.join("data/auth/dev-password")).expect("the server made the dev sign-in password");
-    let artifacts = std::env::var("CF_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|_| repo().join("target/console-artifacts"));
+    let artifacts = artifacts();
 
     let mut node = tokio::process::Command::new("node")
         .arg(tests.join("run.mjs"))
@@ -93,9 +116,43 @@ async fn the_console_signs_in_watches_calls_edits_agents_and_talks() {
     tokio::time::timeout(Duration::from_secs(600), run).await.expect("the browser tests finish within 10 minutes");
     let status = node.wait().await.unwrap();
     stop.cancel();
-    let failures: Vec<&String> = report.iter().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(status.success() && failures.is_empty() && report.last().is_some_and(|l| l == "PASSED"), "browser tests failed (screenshots in {}):\n{}", artifacts.display(), report.join("\n"));
+    assert_passed(status, &report, &artifacts);
     for name in ["sign-in", "calls-live", "call-live", "call-detail", "agent-lint", "agent-published", "talk", "knowledge", "campaigns", "usage", "phone-calls"] {
+        assert!(artifacts.join(format!("{name}.png")).exists(), "screenshot {name}.png");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_signs_in_at_a_keycloak_realm() {
+    let (chromium, tests) = browser();
+    let dir = std::env::temp_dir().join(format!("cf-console-kc-{}", std::process::id()));
+    let (mut cfg, port) = server_config(&dir);
+    let issuer = crate::stores::service_env("CF_TEST_OIDC_ISSUER");
+    cfg.auth.mode = AuthMode::Oidc;
+    cfg.auth.issuer = Some(issuer.clone());
+    cfg.auth.audience = crate::stores::service_env("CF_TEST_OIDC_AUDIENCE");
+    cfg.server.preload_models = false;
+    let stop = CancellationToken::new();
+    let server = Server::start(cfg, stop.clone()).await.unwrap();
+    // the realm's users belong to acme (a platform admin creates tenants)
+    server.state.stores.control.ensure_tenant("acme", "Acme").await.unwrap();
+    let artifacts = artifacts().join("keycloak");
+
+    let out = tokio::process::Command::new("node")
+        .arg(tests.join("keycloak.mjs"))
+        .env("CF_BASE", format!("http://127.0.0.1:{port}"))
+        .env("CF_ISSUER", &issuer)
+        .env("CF_ARTIFACTS", &artifacts)
+        .env("CF_CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), out).await.expect("the sign-in tests finish within 5 minutes").expect("node runs the browser tests");
+    stop.cancel();
+    let report: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    eprintln!("{}\n{}", report.join("\n"), String::from_utf8_lossy(&out.stderr));
+    assert_passed(out.status, &report, &artifacts);
+    for name in ["keycloak-login", "keycloak-calls", "keycloak-agent", "keycloak-viewer"] {
         assert!(artifacts.join(format!("{name}.png")).exists(), "screenshot {name}.png");
     }
     let _ = std::fs::remove_dir_all(&dir);
