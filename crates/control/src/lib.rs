@@ -13,6 +13,7 @@ pub mod config;
 pub mod http;
 pub mod knowledge;
 pub mod live;
+pub mod live_fleet;
 pub mod node_bus;
 pub mod provider_config;
 pub mod providers;

@@ -4,13 +4,18 @@
 //! [`LiveTimeline`] wraps the timeline store: appends go to the store and, when anyone is
 //! watching, to a bounded broadcast channel. Nobody watching costs one atomic load per batch.
 //! A watcher that falls behind by more than the channel holds is told so (`lagged`) and reloads.
+//! In a fleet, [`LiveFeed::fleet`] also passes events between the nodes ([`crate::live_fleet`]).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use callfunnel_data::hot::HotState;
 use callfunnel_data::{CallSummary, Result, TimelineEvent, TimelineStore};
 use serde::Serialize;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::live_fleet::FleetOut;
 
 /// Events held for slow watchers before they are told they lagged.
 const CAPACITY: usize = 1024;
@@ -27,17 +32,34 @@ pub struct LiveEvent {
 #[derive(Clone)]
 pub struct LiveFeed {
     tx: broadcast::Sender<Arc<LiveEvent>>,
+    fleet: Option<Arc<FleetOut>>,
 }
 
 impl Default for LiveFeed {
     fn default() -> Self {
-        LiveFeed { tx: broadcast::channel(CAPACITY).0 }
+        LiveFeed { tx: broadcast::channel(CAPACITY).0, fleet: None }
     }
 }
 
 impl LiveFeed {
+    /// A feed that also carries the other nodes' events, through the shared hot state.
+    pub fn fleet(hot: Arc<dyn HotState>, node_id: &str, stop: CancellationToken) -> Self {
+        let tx = broadcast::channel(CAPACITY).0;
+        let fleet = crate::live_fleet::start(tx.clone(), hot, node_id.to_string(), stop);
+        LiveFeed { tx, fleet: Some(fleet) }
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
-        self.tx.subscribe()
+        let rx = self.tx.subscribe();
+        if let Some(f) = &self.fleet {
+            f.watcher_joined();
+        }
+        rx
+    }
+
+    /// Whether some node of the fleet has watchers (always false on a single node).
+    pub fn fleet_wanted(&self) -> bool {
+        self.fleet.as_ref().is_some_and(|f| f.wanted())
     }
 
     pub fn watching(&self) -> bool {
@@ -67,8 +89,13 @@ impl LiveTimeline {
 impl TimelineStore for LiveTimeline {
     async fn append(&self, tenant_id: &str, call_id: &str, events: &[TimelineEvent]) -> Result<()> {
         let r = self.inner.append(tenant_id, call_id, events).await;
-        if r.is_ok() && self.feed.watching() {
-            self.feed.publish(tenant_id, call_id, events);
+        if r.is_ok() {
+            if self.feed.watching() {
+                self.feed.publish(tenant_id, call_id, events);
+            }
+            if let Some(f) = self.feed.fleet.as_ref().filter(|f| f.wanted()) {
+                f.send(tenant_id, call_id, events);
+            }
         }
         r
     }

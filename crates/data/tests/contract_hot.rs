@@ -287,3 +287,19 @@ async fn live_events(a: State, b: State) {
     assert_eq!(next(&mut s1_again).await, json!({"kind": "after drop"}));
     assert!(a.subscribe("bad id").await.is_err());
 }
+
+contract!(flags, SHORT);
+async fn flags(a: State, b: State) {
+    assert!(!b.flag("live-watched").await.unwrap(), "never raised");
+    a.set_flag("live-watched", Duration::from_millis(400)).await.unwrap();
+    assert!(b.flag("live-watched").await.unwrap(), "seen from another node");
+    assert!(!b.flag("other-flag").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    b.set_flag("live-watched", Duration::from_millis(400)).await.unwrap(); // extended
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(a.flag("live-watched").await.unwrap(), "raising again extends it");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!a.flag("live-watched").await.unwrap(), "lowered when its ttl passed");
+    assert!(a.set_flag("bad name", Duration::from_secs(1)).await.is_err());
+    assert!(a.set_flag("ok", Duration::ZERO).await.is_err());
+}

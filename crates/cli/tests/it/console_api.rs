@@ -143,6 +143,11 @@ async fn the_console_is_served_with_a_strict_policy_and_signs_in_with_pkce() {
 
 /// Reads SSE `event: call` payloads from a response until `n` arrived or `limit` passed.
 async fn read_events(r: reqwest::Response, n: usize, limit: Duration) -> Vec<Value> {
+    read_events_until(r, limit, |got| got.len() >= n).await
+}
+
+/// Reads SSE `event: call` payloads until `done` says so or `limit` passed.
+pub(crate) async fn read_events_until(r: reqwest::Response, limit: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let mut out = Vec::new();
     let mut buf = String::new();
     let mut body = r.bytes_stream();
@@ -156,7 +161,7 @@ async fn read_events(r: reqwest::Response, n: usize, limit: Duration) -> Vec<Val
                     out.push(serde_json::from_str(&data).unwrap());
                 }
             }
-            if out.len() >= n {
+            if done(&out) {
                 return;
             }
         }

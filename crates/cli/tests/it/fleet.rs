@@ -19,6 +19,7 @@ use callfunnel_data::timeline::{MongoTimeline, Retention};
 use callfunnel_media::caller::{self, CallerOptions, CallerReport, Script};
 use tokio::task::JoinHandle;
 
+use super::console_api::read_events_until;
 use super::stores::service_env;
 
 fn free_port() -> u16 {
@@ -351,8 +352,14 @@ async fn three_nodes_behind_nginx_sticky_media_node_loss_and_drain() {
     assert!(matches!(took.as_deref(), Some("node-1" | "node-2")), "a live node took the re-routed call: {took:?}");
     wait_until("no lease left", Duration::from_secs(10), async || hot.active_calls_total().await.unwrap() == 0).await;
 
-    // 4. The API of node-1 hangs up a call that node-2 runs.
+    // 4. The API of node-1 hangs up a call that node-2 runs, and node-1's live events (what
+    //    the console watches) carry that call's events, passed on by node-2.
     let remote = pick("node-2");
+    let watch = fleet.http.get(format!("http://{}/v1/calls/events?call_id={remote}", fleet.node("node-1").upstream())).bearer_auth(&fleet.token).send().await.unwrap();
+    assert_eq!(watch.status(), 200);
+    let watched = tokio::spawn(read_events_until(watch, Duration::from_secs(120), |got| got.iter().any(|e| e["kind"] == "call_ended")));
+    // node-1 listens to the other nodes before it raises the flag that starts them
+    wait_until("node-1 asks the fleet for live events", Duration::from_secs(5), async || hot.flag("_live_watched").await.unwrap()).await;
     let url = fleet.incoming(&remote).await;
     let remote_talk = talk(url, &remote, LONG);
     wait_until("the call is live on node-2", Duration::from_secs(60), async || hot.call_node(&remote).await.unwrap().as_deref() == Some("node-2")).await;
@@ -370,6 +377,10 @@ async fn three_nodes_behind_nginx_sticky_media_node_loss_and_drain() {
     })
     .await;
     assert!(ev.iter().any(|e| e.kind == "hangup_api" && e.data["engine_stopped"] == true), "node-2 stopped the call");
+    let seen = tokio::time::timeout(Duration::from_secs(10), watched).await.expect("node-1's watcher hears the call end").unwrap();
+    let kinds: Vec<&str> = seen.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(kinds.contains(&"hangup_api") && kinds.contains(&"call_ended"), "node-1's live events of node-2's call: {kinds:?}");
+    assert!(seen.iter().all(|e| e["call_id"] == remote.as_str()), "only the watched call");
     let r = api("node-1", format!("/v1/calls/{remote}/hangup")).await.unwrap();
     assert_eq!(r.status(), 404, "an ended call is not active anywhere");
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "call_not_active");

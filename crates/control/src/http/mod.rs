@@ -62,7 +62,12 @@ impl AppState {
     pub fn new(config: Config, shutdown: CancellationToken, secrets: Arc<dyn SecretSource>, carriers: CarrierAuth, stores: Stores) -> anyhow::Result<AppState> {
         // every timeline write of this node (calls, carrier callbacks, analyses, recordings)
         // also reaches the live feed
-        let live = crate::live::LiveFeed::default();
+        // (in a fleet, the other nodes' too: with a shared hot state)
+        let live = if config.stores.redis_url.is_some() {
+            crate::live::LiveFeed::fleet(stores.hot.clone(), &stores.node_id, shutdown.clone())
+        } else {
+            crate::live::LiveFeed::default()
+        };
         let mut stores = stores;
         stores.timeline = Arc::new(crate::live::LiveTimeline::new(stores.timeline.clone(), live.clone()));
         let store = stores.timeline.clone();

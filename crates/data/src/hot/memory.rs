@@ -44,6 +44,8 @@ struct Inner {
     inflight: HashMap<String, u64>,
     seq: u64,
     channels: HashMap<String, broadcast::Sender<serde_json::Value>>,
+    /// flag → raised until (ms); a handful of names, so never swept
+    flags: HashMap<String, u64>,
 }
 
 impl Inner {
@@ -313,6 +315,18 @@ impl HotState for MemoryHotState {
         let due: usize = g.ready.values().map(|set| set.iter().take_while(|(t, _)| *t <= now).count()).sum();
         let timed_out = g.inflight.values().filter(|t| **t <= now).count();
         Ok((due + timed_out) as u64)
+    }
+
+    async fn set_flag(&self, name: &str, ttl: Duration) -> Result<()> {
+        check_ids(&[name])?;
+        let ttl = check_duration("flag ttl", ttl)?;
+        self.inner.lock().flags.insert(name.to_string(), now_ms() + ttl);
+        Ok(())
+    }
+
+    async fn flag(&self, name: &str) -> Result<bool> {
+        check_ids(&[name])?;
+        Ok(self.inner.lock().flags.get(name).is_some_and(|until| *until > now_ms()))
     }
 
     async fn publish(&self, call_id: &str, event: &serde_json::Value) -> Result<()> {

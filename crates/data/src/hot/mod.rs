@@ -120,6 +120,13 @@ pub trait HotState: Send + Sync {
     /// Jobs that a worker could take now (due, or in flight past their timeout): the KEDA signal.
     async fn queue_depth(&self) -> Result<u64>;
 
+    // --- flags ---
+    /// Raises `name` for `ttl` (raising it again extends it): a fleet-wide "someone is doing
+    /// this", such as a node having watchers of the live call events.
+    async fn set_flag(&self, name: &str, ttl: Duration) -> Result<()>;
+    /// Whether `name` is raised (set within its ttl).
+    async fn flag(&self, name: &str) -> Result<bool>;
+
     // --- live call events ---
     async fn publish(&self, call_id: &str, event: &serde_json::Value) -> Result<()>;
     /// Events published on the call from now on (the subscription is live when this returns).

@@ -214,6 +214,18 @@ impl HotState for RedisHotState {
         self.scripts.depth.arg(&self.p).invoke_async(&mut self.con()).await.map_err(err)
     }
 
+    async fn set_flag(&self, name: &str, ttl: Duration) -> Result<()> {
+        check_ids(&[name])?;
+        let ttl = check_duration("flag ttl", ttl)?;
+        redis::cmd("SET").arg(format!("{}:flag:{name}", self.p)).arg(1).arg("PX").arg(ttl).query_async(&mut self.con()).await.map_err(err)
+    }
+
+    async fn flag(&self, name: &str) -> Result<bool> {
+        check_ids(&[name])?;
+        let n: i64 = redis::cmd("EXISTS").arg(format!("{}:flag:{name}", self.p)).query_async(&mut self.con()).await.map_err(err)?;
+        Ok(n > 0)
+    }
+
     async fn publish(&self, call_id: &str, event: &serde_json::Value) -> Result<()> {
         check_ids(&[call_id])?;
         let channel = format!("{}:events:{call_id}", self.p);
