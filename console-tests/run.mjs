@@ -232,7 +232,10 @@ await step('usage: this month and invoices', async () => {
   await page.getByRole('link', { name: 'Usage', exact: true }).click();
   await page.getByRole('heading', { name: 'Usage', level: 1 }).waitFor();
   await expectText(page.locator('#usage'), /call minutes/);
-  if (await page.locator('svg.chart rect').count() < 1) throw new Error('no bars in the usage chart');
+  const today = new Date().getUTCDate();
+  if (await page.locator('svg.chart rect').count() !== today) throw new Error(`the chart should have one bar per day so far (${today})`);
+  const title = await page.locator('svg.chart title').textContent();
+  if (!new RegExp(`(: |, )${today} \\d+\\.\\d`).test(title) || /: none$/.test(title)) throw new Error(`today's calls are not in the chart: ${title}`);
   await expectText(page.locator('#invoice'), /Invoice \S+ for \d{4}-\d{2}[\s\S]*Total/);
   await shot('usage');
 });

@@ -265,6 +265,16 @@ async fn campaigns_usage_invoices_pages_and_webhook_urls() {
     let (_, u) = call(reqwest::Method::GET, "/v1/usage".into(), None).await;
     assert_eq!(u["lines"][0]["metric"], "call_ms", "{u}");
     assert_eq!(u["lines"][0]["quantity"], 90_000, "{u}");
+    let day_ms = 86_400_000;
+    let today = now.timestamp_millis() / day_ms * day_ms;
+    let (st, d) = call(reqwest::Method::GET, format!("/v1/usage?group_by=day&from_ms={}", today - 3 * day_ms), None).await;
+    assert_eq!((st, d["lines"].as_array().map(Vec::len)), (200, Some(1)), "{d}");
+    assert_eq!((d["lines"][0]["day_start_ms"].as_i64(), d["lines"][0]["quantity"].as_i64()), (Some(today), Some(90_000)), "{d}");
+    assert!(u["lines"][0].get("day_start_ms").is_none(), "totals carry no day");
+    let (st, e) = call(reqwest::Method::GET, "/v1/usage?group_by=week".into(), None).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("invalid_group_by")));
+    let (st, e) = call(reqwest::Method::GET, format!("/v1/usage?group_by=day&from_ms=0&to_ms={}", 400 * day_ms), None).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("invalid_range")));
     let (st, v) = call(reqwest::Method::GET, format!("/v1/invoices/{}", now.format("%Y-%m")), None).await;
     assert_eq!((st, v["code"].as_str()), (409, Some("period_open")));
     let (st, inv) = call(reqwest::Method::GET, "/v1/invoices/2020-01".into(), None).await;

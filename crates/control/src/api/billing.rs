@@ -17,6 +17,9 @@ pub struct UsageRange {
     pub from_ms: Option<i64>,
     /// End (unix ms, exclusive); default: now.
     pub to_ms: Option<i64>,
+    /// `day`: one line per UTC day, metric and provider (each with `day_start_ms`), for up to
+    /// 366 days; by default the range's totals.
+    pub group_by: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -25,6 +28,9 @@ pub struct UsageLine {
     pub metric: String,
     pub provider: String,
     pub quantity: i64,
+    /// With `group_by=day`: the day's first instant (unix ms, midnight UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub day_start_ms: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -36,7 +42,7 @@ pub struct UsageView {
 
 impl From<UsageTotal> for UsageLine {
     fn from(u: UsageTotal) -> Self {
-        UsageLine { metric: u.metric.as_str().into(), provider: u.provider, quantity: u.quantity }
+        UsageLine { metric: u.metric.as_str().into(), provider: u.provider, quantity: u.quantity, day_start_ms: None }
     }
 }
 
@@ -49,7 +55,17 @@ pub async fn usage(c: Caller, State(s): State<AppState>, Query(r): Query<UsageRa
     if from_ms > to_ms {
         return Err(ApiError::bad_request("invalid_range", "from_ms must not be after to_ms"));
     }
-    let lines = s.stores.control.usage_summary(&c.tenant, from_ms, to_ms).await.map_err(store_err)?.into_iter().map(Into::into).collect();
+    let lines = match r.group_by.as_deref() {
+        None => s.stores.control.usage_summary(&c.tenant, from_ms, to_ms).await.map_err(store_err)?.into_iter().map(Into::into).collect(),
+        Some("day") => {
+            if to_ms - from_ms > 366 * 86_400_000 {
+                return Err(ApiError::bad_request("invalid_range", "group_by=day covers at most 366 days"));
+            }
+            let days = s.stores.control.usage_by_day(&c.tenant, from_ms, to_ms).await.map_err(store_err)?;
+            days.into_iter().map(|d| UsageLine { day_start_ms: Some(d.day_start_ms), ..d.usage.into() }).collect()
+        }
+        Some(other) => return Err(ApiError::bad_request("invalid_group_by", format!("group_by {other:?}: use `day` or leave it out"))),
+    };
     Ok(Json(UsageView { from_ms, to_ms, lines }))
 }
 

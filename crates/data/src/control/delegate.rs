@@ -16,6 +16,7 @@ macro_rules! delegate_control_store {
             async fn release_number(&self, t: &str, n: &str) -> Result<()> { <$store>::release_number(self, t, n).await }
             async fn record_usage(&self, u: UsageRecord) -> Result<bool> { <$store>::record_usage(self, u).await }
             async fn usage_summary(&self, t: &str, f: i64, to: i64) -> Result<Vec<UsageTotal>> { <$store>::usage_summary(self, t, f, to).await }
+            async fn usage_by_day(&self, t: &str, f: i64, to: i64) -> Result<Vec<UsageDay>> { <$store>::usage_by_day(self, t, f, to).await }
             async fn set_price(&self, t: Option<&str>, m: Metric, p: &str, pr: Price) -> Result<()> { <$store>::set_price(self, t, m, p, pr).await }
             async fn invoice(&self, t: &str, period: &str) -> Result<Invoice> { <$store>::invoice(self, t, period).await }
             async fn create_agent(&self, t: &str, id: &str, name: &str) -> Result<Agent> { <$store>::create_agent(self, t, id, name).await }

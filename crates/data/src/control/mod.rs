@@ -58,6 +58,8 @@ pub trait ControlStore: Send + Sync {
     async fn record_usage(&self, u: UsageRecord) -> Result<bool>;
     /// Totals per (metric, provider) for `from_ms <= at < to_ms`.
     async fn usage_summary(&self, tenant_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageTotal>>;
+    /// The same totals per UTC day, ordered by day, metric and provider.
+    async fn usage_by_day(&self, tenant_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageDay>>;
     /// `tenant_id: None` sets the default price list; `provider: "*"` matches any provider.
     async fn set_price(&self, tenant_id: Option<&str>, metric: Metric, provider: &str, price: Price) -> Result<()>;
     /// Issues the invoice for `YYYY-MM` (UTC) the first time, then returns the stored one

@@ -59,6 +59,39 @@ macro_rules! sql_billing {
                 Ok(out)
             }
 
+            async fn usage_by_day(&self, tenant_id: &str, from_ms: i64, to_ms: i64) -> $crate::Result<Vec<$crate::control::UsageDay>> {
+                use sqlx::Row;
+                $crate::control::validate::id(tenant_id)?;
+                // UTC days: usage times are unix ms, so a day is at_ms / 86 400 000 (integer division)
+                let rows = sqlx::query(
+                    "SELECT CAST(at_ms / 86400000 AS BIGINT) AS day, metric, provider, CAST(SUM(quantity) AS BIGINT) AS quantity \
+                     FROM usage_records WHERE tenant_id = $1 AND at_ms >= $2 AND at_ms < $3 \
+                     GROUP BY CAST(at_ms / 86400000 AS BIGINT), metric, provider",
+                )
+                .bind(tenant_id)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| $crate::DataError::backend($name, e))?;
+                let e = |e| $crate::DataError::backend($name, e);
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let metric: String = r.try_get("metric").map_err(e)?;
+                    let day: i64 = r.try_get("day").map_err(e)?;
+                    out.push($crate::control::UsageDay {
+                        day_start_ms: day * 86_400_000,
+                        usage: $crate::control::UsageTotal {
+                            metric: $crate::control::Metric::parse(&metric)?,
+                            provider: r.try_get("provider").map_err(e)?,
+                            quantity: r.try_get("quantity").map_err(e)?,
+                        },
+                    });
+                }
+                out.sort_by(|a, b| (a.day_start_ms, a.usage.metric, &a.usage.provider).cmp(&(b.day_start_ms, b.usage.metric, &b.usage.provider)));
+                Ok(out)
+            }
+
             async fn set_price(
                 &self,
                 tenant_id: Option<&str>,

@@ -108,6 +108,14 @@ pub struct UsageTotal {
     pub quantity: i64,
 }
 
+/// A day's usage of one metric and provider (UTC days).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageDay {
+    /// The day's first instant, unix ms (midnight UTC).
+    pub day_start_ms: i64,
+    pub usage: UsageTotal,
+}
+
 /// Price in micro-units per 1,000 units of a metric (e.g. per 1,000 tokens or per 1,000 ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Price {

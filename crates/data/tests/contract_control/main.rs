@@ -193,6 +193,17 @@ async fn usage_idempotent_and_isolated(s: &dyn ControlStore) {
     let none = s.record_usage(usage(&common::unique("none"), "k", Metric::SttMs, "deepgram", 1, 0)).await;
     assert!(matches!(none, Err(DataError::NotFound { .. })), "{none:?}");
     assert!(matches!(s.invoice(&common::unique("none"), "2024-02").await, Err(DataError::NotFound { .. })));
+
+    // Per UTC day (the console's chart): the next day's usage is its own row, the window is [from, to).
+    const DAY: i64 = 86_400_000;
+    assert!(s.record_usage(usage(&a, "k4", Metric::SttMs, "deepgram", 250, FEB_2024 + DAY + 5)).await.unwrap());
+    assert!(s.record_usage(usage(&a, "k5", Metric::SttMs, "deepgram", 9, FEB_2024 + 2 * DAY)).await.unwrap());
+    let day = |d: i64, metric, provider: &str, quantity| UsageDay { day_start_ms: FEB_2024 + d * DAY, usage: UsageTotal { metric, provider: provider.into(), quantity } };
+    assert_eq!(
+        s.usage_by_day(&a, FEB_2024, FEB_2024 + 2 * DAY).await.unwrap(),
+        vec![day(0, Metric::SttMs, "deepgram", 2_000), day(0, Metric::LlmInputTokens, "openai", 42), day(1, Metric::SttMs, "deepgram", 250)]
+    );
+    assert!(s.usage_by_day(&b, FEB_2024 + DAY, FEB_2024 + 3 * DAY).await.unwrap().is_empty(), "tenant B used nothing then");
 }
 
 async fn invoice_exact_and_immutable(s: &dyn ControlStore) {

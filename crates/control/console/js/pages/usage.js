@@ -26,12 +26,11 @@ export async function render() {
   const from = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
   const dayMs = 86400000;
   const n = Math.ceil((Date.now() - from) / dayMs);
-  const days = await Promise.all(Array.from({ length: n }, async (_, i) => {
-    const u = await api(`/v1/usage?from_ms=${from + i * dayMs}&to_ms=${Math.min(from + (i + 1) * dayMs, Date.now())}`);
-    const ms = u.lines.filter(l => l.metric === 'call_ms').reduce((a, l) => a + l.quantity, 0);
+  const [daily, month] = await Promise.all([api(`/v1/usage?group_by=day&from_ms=${from}`), api(`/v1/usage?from_ms=${from}`)]);
+  const days = Array.from({ length: n }, (_, i) => {
+    const ms = daily.lines.filter(l => l.metric === 'call_ms' && l.day_start_ms === from + i * dayMs).reduce((a, l) => a + l.quantity, 0);
     return { label: String(i + 1), minutes: ms / 60000 };
-  }));
-  const month = await api(`/v1/usage?from_ms=${from}`);
+  });
   const period = h('input', { type: 'month', value: `${now.getUTCFullYear()}-${String(now.getUTCMonth()).padStart(2, '0')}`, max: `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, '0')}` });
   if (now.getUTCMonth() === 0) period.value = `${now.getUTCFullYear() - 1}-12`;
   const invoice = h('div', { id: 'invoice' });
