@@ -20,7 +20,8 @@ pub struct EventFilter {
     pub call_id: Option<String>,
 }
 
-/// Every timeline event of the tenant's calls on this node, as it is written: `event: call`
+/// Every timeline event of the tenant's calls, as it is written (in a fleet with a shared hot
+/// state, the other nodes' too, relayed from about the moment this stream opened): `event: call`
 /// with `{call_id, seq, at_ms, unix_ms, kind, data}`. `event: lagged` means events were
 /// skipped because the reader fell behind: reload what you show. A comment every 15 s keeps
 /// the stream open through proxies.
