@@ -57,7 +57,20 @@ enum Command {
     Sim(callfunnel_sim::cli::SimArgs),
 }
 
+/// jemalloc: freed memory goes back to the system (dirty pages decay within seconds), so a
+/// long-running server's RSS follows its live data; glibc's arenas kept growing in soaks.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's own figures for `/metrics` (refreshed at each read).
+fn heap() -> Option<callfunnel_metrics::process::Heap> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    Some(callfunnel_metrics::process::Heap { allocated_bytes: stats::allocated::read().ok()? as u64, resident_bytes: stats::resident::read().ok()? as u64 })
+}
+
 fn main() -> std::process::ExitCode {
+    callfunnel_metrics::process::set_heap_reader(heap);
     let cli = Cli::parse();
     logging::init(cli.log_format, &cli.log_level);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

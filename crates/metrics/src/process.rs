@@ -1,5 +1,8 @@
 //! This process's CPU, memory, threads and file descriptors, from `/proc/self` (Linux; on
-//! other systems nothing is written), under the names Prometheus client libraries use.
+//! other systems nothing is written), under the names Prometheus client libraries use; and,
+//! when the binary's allocator can tell ([`set_heap_reader`]), the heap's own figures.
+
+use std::sync::OnceLock;
 
 use crate::{Kind, Text};
 
@@ -45,8 +48,29 @@ pub fn read() -> Process {
     p
 }
 
+/// The allocator's figures: bytes the program has allocated (live) and bytes of memory the
+/// allocator holds resident for them. Their difference is what the allocator keeps (free
+/// space, fragmentation), which RSS alone cannot tell from live data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Heap {
+    pub allocated_bytes: u64,
+    pub resident_bytes: u64,
+}
+
+static HEAP: OnceLock<fn() -> Option<Heap>> = OnceLock::new();
+
+/// Registers how to read the heap figures (the binary that picks the allocator does, once).
+pub fn set_heap_reader(read: fn() -> Option<Heap>) {
+    let _ = HEAP.set(read);
+}
+
+pub fn heap() -> Option<Heap> {
+    HEAP.get().and_then(|read| read())
+}
+
 pub fn encode(t: &mut Text) {
     let p = read();
+    let h = heap();
     let mut one = |name: &str, help: &str, kind: Kind, v: Option<f64>| {
         if let Some(v) = v {
             t.family(name, help, kind);
@@ -59,6 +83,8 @@ pub fn encode(t: &mut Text) {
     one("process_open_fds", "Open file descriptors.", Kind::Gauge, p.open_fds.map(|v| v as f64));
     one("process_max_fds", "The limit of open file descriptors.", Kind::Gauge, p.max_fds.map(|v| v as f64));
     one("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.", Kind::Gauge, p.start_time_seconds);
+    one("callfunnel_heap_allocated_bytes", "Bytes the process has allocated and not freed (the allocator's count).", Kind::Gauge, h.map(|h| h.allocated_bytes as f64));
+    one("callfunnel_heap_resident_bytes", "Bytes of memory the allocator holds resident (live data, free space and its metadata).", Kind::Gauge, h.map(|h| h.resident_bytes as f64));
 }
 
 #[cfg(test)]
@@ -73,5 +99,15 @@ mod tests {
         let p = parse(stat, status, limits, "cpu 1 2 3\nbtime 1700000000\n");
         assert_eq!(p, Process { cpu_seconds: Some(3.25), resident_bytes: Some(1960 * 1024), threads: Some(7), open_fds: None, max_fds: Some(1024), start_time_seconds: Some(1700000000.0 + 11361.72) });
         assert_eq!(parse("", "", "", ""), Process::default());
+    }
+
+    #[test]
+    fn heap_figures_appear_once_a_reader_is_registered() {
+        set_heap_reader(|| Some(Heap { allocated_bytes: 1234, resident_bytes: 5678 }));
+        let mut t = Text::default();
+        encode(&mut t);
+        let out = t.finish();
+        assert!(out.contains("\ncallfunnel_heap_allocated_bytes 1234\n"), "{out}");
+        assert!(out.contains("\ncallfunnel_heap_resident_bytes 5678\n"), "{out}");
     }
 }
