@@ -233,9 +233,15 @@ await step('usage: this month and invoices', async () => {
   await page.getByRole('heading', { name: 'Usage', level: 1 }).waitFor();
   await expectText(page.locator('#usage'), /call minutes/);
   const today = new Date().getUTCDate();
-  if (await page.locator('svg.chart rect').count() !== today) throw new Error(`the chart should have one bar per day so far (${today})`);
-  const title = await page.locator('svg.chart title').textContent();
+  if (await page.locator('#minutes-chart rect').count() !== today) throw new Error(`the chart should have one bar per day so far (${today})`);
+  const title = await page.locator('#minutes-chart title').textContent();
   if (!new RegExp(`(: |, )${today} \\d+\\.\\d`).test(title) || /: none$/.test(title)) throw new Error(`today's calls are not in the chart: ${title}`);
+  // the harness put two minutes of calls into last month, priced at 0.24
+  const d = new Date(), last = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1));
+  const lastMonth = `${last.getUTCFullYear()}-${String(last.getUTCMonth() + 1).padStart(2, '0')}`;
+  if (await page.locator('#invoice-chart rect').count() !== 6) throw new Error('the invoice chart should show six months');
+  const inv = await page.locator('#invoice-chart title').textContent();
+  if (!inv.includes(`${lastMonth} 0.2`)) throw new Error(`last month's invoice is not in the chart: ${inv}`);
   await expectText(page.locator('#invoice'), /Invoice \S+ for \d{4}-\d{2}[\s\S]*Total/);
   await shot('usage');
 });

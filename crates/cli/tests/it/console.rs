@@ -31,6 +31,18 @@ fn fake_mic(dir: &Path) -> PathBuf {
     wav
 }
 
+/// Two minutes of calls last month at 2 per 1 000 ms (0.24 on its invoice), for the invoice chart.
+async fn last_months_usage(server: &Server) {
+    use callfunnel_data::control::{Metric, Price, UsageRecord};
+    let control = &server.state.stores.control;
+    let tenant = server.state.config.agents.default_tenant.clone();
+    control.set_price(Some(&tenant), Metric::CallMs, "*", Price { micros_per_1000_units: 2_000 }).await.unwrap();
+    let month_start = callfunnel_control::admission::month_start_ms(chrono::Utc::now());
+    let at = month_start - 10 * 86_400_000;
+    let rec = UsageRecord { tenant_id: tenant, call_id: "last-month".into(), idempotency_key: "last-month:call_ms".into(), metric: Metric::CallMs, provider: "twilio".into(), quantity: 120_000, at_unix_ms: at };
+    control.record_usage(rec).await.unwrap();
+}
+
 async fn phone_call(port: u16, server: &Server) {
     let call_id = format!("CAconsole{}", std::process::id());
     let token = server.state.auth.call_tokens.mint(&call_id);
@@ -83,6 +95,7 @@ async fn the_console_signs_in_watches_calls_edits_agents_and_talks() {
     let stop = CancellationToken::new();
     let server = Server::start(cfg, stop.clone()).await.unwrap();
     let password = std::fs::read_to_string(dir.join("data/auth/dev-password")).expect("the server made the dev sign-in password");
+    last_months_usage(&server).await;
     let artifacts = artifacts();
 
     let mut node = tokio::process::Command::new("node")
