@@ -137,9 +137,10 @@ impl Watch {
             }
             if self.raised.is_none_or(|t| t.elapsed() >= FLAG_REFRESH) {
                 // listening first, then asking: nothing published in between is missed
+                let was_down = self.raised.is_none_or(|t| t.elapsed() >= FLAG_TTL);
                 match hot.set_flag(FLAG, FLAG_TTL).await {
                     Ok(()) => {
-                        if self.raised.is_none() {
+                        if was_down {
                             let _ = hot.publish(WATCH_CHANNEL, &json!({"node": out.node})).await;
                         }
                         self.raised = Some(Instant::now());
