@@ -33,62 +33,45 @@ macro_rules! sql_billing {
             }
 
             async fn usage_summary(&self, tenant_id: &str, from_ms: i64, to_ms: i64) -> $crate::Result<Vec<$crate::control::UsageTotal>> {
-                use sqlx::Row;
-                $crate::control::validate::id(tenant_id)?;
-                let rows = sqlx::query(
-                    "SELECT metric, provider, CAST(SUM(quantity) AS BIGINT) AS quantity FROM usage_records \
-                     WHERE tenant_id = $1 AND at_ms >= $2 AND at_ms < $3 GROUP BY metric, provider",
-                )
-                .bind(tenant_id)
-                .bind(from_ms)
-                .bind(to_ms)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| $crate::DataError::backend($name, e))?;
-                let e = |e| $crate::DataError::backend($name, e);
-                let mut out = Vec::with_capacity(rows.len());
-                for r in &rows {
-                    let metric: String = r.try_get("metric").map_err(e)?;
-                    out.push($crate::control::UsageTotal {
-                        metric: $crate::control::Metric::parse(&metric)?,
-                        provider: r.try_get("provider").map_err(e)?,
-                        quantity: r.try_get("quantity").map_err(e)?,
-                    });
-                }
-                out.sort_by(|a, b| (a.metric, &a.provider).cmp(&(b.metric, &b.provider)));
-                Ok(out)
+                Ok(self.usage_grouped(tenant_id, from_ms, to_ms, false).await?.into_iter().map(|(_, u)| u).collect())
             }
 
             async fn usage_by_day(&self, tenant_id: &str, from_ms: i64, to_ms: i64) -> $crate::Result<Vec<$crate::control::UsageDay>> {
+                let rows = self.usage_grouped(tenant_id, from_ms, to_ms, true).await?;
+                Ok(rows.into_iter().map(|(day_start_ms, usage)| $crate::control::UsageDay { day_start_ms, usage }).collect())
+            }
+
+            /// Usage totals in `[from, to)` by metric and provider, and by UTC day when `by_day`
+            /// (usage times are unix ms, so a day is at_ms / 86 400 000; else the day is 0),
+            /// ordered by day, metric and provider.
+            async fn usage_grouped(&self, tenant_id: &str, from_ms: i64, to_ms: i64, by_day: bool) -> $crate::Result<Vec<(i64, $crate::control::UsageTotal)>> {
                 use sqlx::Row;
                 $crate::control::validate::id(tenant_id)?;
-                // UTC days: usage times are unix ms, so a day is at_ms / 86 400 000 (integer division)
-                let rows = sqlx::query(
-                    "SELECT CAST(at_ms / 86400000 AS BIGINT) AS day, metric, provider, CAST(SUM(quantity) AS BIGINT) AS quantity \
-                     FROM usage_records WHERE tenant_id = $1 AND at_ms >= $2 AND at_ms < $3 \
-                     GROUP BY CAST(at_ms / 86400000 AS BIGINT), metric, provider",
-                )
-                .bind(tenant_id)
-                .bind(from_ms)
-                .bind(to_ms)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| $crate::DataError::backend($name, e))?;
+                let (day, group) = if by_day { ("CAST(at_ms / 86400000 AS BIGINT)", "CAST(at_ms / 86400000 AS BIGINT), ") } else { ("CAST(0 AS BIGINT)", "") };
+                let sql = format!(
+                    "SELECT {day} AS day, metric, provider, CAST(SUM(quantity) AS BIGINT) AS quantity FROM usage_records \
+                     WHERE tenant_id = $1 AND at_ms >= $2 AND at_ms < $3 GROUP BY {group}metric, provider"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(tenant_id)
+                    .bind(from_ms)
+                    .bind(to_ms)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| $crate::DataError::backend($name, e))?;
                 let e = |e| $crate::DataError::backend($name, e);
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
                     let metric: String = r.try_get("metric").map_err(e)?;
                     let day: i64 = r.try_get("day").map_err(e)?;
-                    out.push($crate::control::UsageDay {
-                        day_start_ms: day * 86_400_000,
-                        usage: $crate::control::UsageTotal {
-                            metric: $crate::control::Metric::parse(&metric)?,
-                            provider: r.try_get("provider").map_err(e)?,
-                            quantity: r.try_get("quantity").map_err(e)?,
-                        },
-                    });
+                    let total = $crate::control::UsageTotal {
+                        metric: $crate::control::Metric::parse(&metric)?,
+                        provider: r.try_get("provider").map_err(e)?,
+                        quantity: r.try_get("quantity").map_err(e)?,
+                    };
+                    out.push((day * 86_400_000, total));
                 }
-                out.sort_by(|a, b| (a.day_start_ms, a.usage.metric, &a.usage.provider).cmp(&(b.day_start_ms, b.usage.metric, &b.usage.provider)));
+                out.sort_by(|(da, a), (db, b)| (*da, a.metric, &a.provider).cmp(&(*db, b.metric, &b.provider)));
                 Ok(out)
             }
 
