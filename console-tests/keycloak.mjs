@@ -6,13 +6,11 @@
 // Env: CF_BASE (server URL), CF_ISSUER (the realm's issuer URL), CF_ARTIFACTS (screenshots),
 // CF_CHROMIUM (default /usr/bin/chromium).
 import { chromium } from 'playwright-core';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { artifactsDir, steps } from './steps.mjs';
 
 const base = process.env.CF_BASE;
 const issuer = process.env.CF_ISSUER;
-const artifacts = process.env.CF_ARTIFACTS || 'console-artifacts/keycloak';
-mkdirSync(artifacts, { recursive: true });
-for (const f of readdirSync(artifacts)) if (f.endsWith('.png')) rmSync(`${artifacts}/${f}`);
+const artifacts = artifactsDir(process.env.CF_ARTIFACTS || 'console-artifacts/keycloak');
 
 const browser = await chromium.launch({ executablePath: process.env.CF_CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
 const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -33,19 +31,7 @@ page.on('response', async r => {
 });
 const brief = calls => JSON.stringify(calls.map(c => ({ path: c.path, status: c.status })));
 
-let failed = 0;
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log(`OK ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${String(e && e.stack || e).split('\n').slice(0, 4).join(' | ')}`);
-    await page.screenshot({ path: `${artifacts}/failed-${name.replace(/\W+/g, '-')}.png`, fullPage: true }).catch(() => {});
-  }
-}
-const shot = name => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
+const { step, shot, finish } = steps(page, artifacts);
 
 await step('the console sends the browser to the realm\'s login page', async () => {
   await page.goto(`${base}/console/`);
@@ -119,6 +105,4 @@ await step('only this server and the issuer are contacted, no script or CSP erro
   if (refused.length) throw new Error(`failed requests: ${refused.join(' | ')}`);
 });
 
-await browser.close();
-console.log(failed ? `FAILED ${failed}` : 'PASSED');
-process.exit(failed ? 1 : 0);
+await finish(browser);

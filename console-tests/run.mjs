@@ -6,13 +6,11 @@
 // (screenshots), CF_FAKE_MIC (a WAV for the fake microphone), CF_CHROMIUM (default
 // /usr/bin/chromium).
 import { chromium } from 'playwright-core';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { artifactsDir, steps } from './steps.mjs';
 import { createInterface } from 'node:readline';
 
 const base = process.env.CF_BASE;
-const artifacts = process.env.CF_ARTIFACTS || 'console-artifacts';
-mkdirSync(artifacts, { recursive: true });
-for (const f of readdirSync(artifacts)) if (f.endsWith('.png')) rmSync(`${artifacts}/${f}`);
+const artifacts = artifactsDir(process.env.CF_ARTIFACTS || 'console-artifacts');
 const lines = createInterface({ input: process.stdin });
 const said = [];
 let waiting = null;
@@ -41,19 +39,7 @@ const consoleErrors = [];
 page.on('console', m => { if (m.type() === 'error') consoleErrors.push(m.text()); });
 page.on('pageerror', e => consoleErrors.push(String(e)));
 
-let failed = 0;
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log(`OK ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${String(e && e.stack || e).split('\n').slice(0, 4).join(' | ')}`);
-    await page.screenshot({ path: `${artifacts}/failed-${name.replace(/\W+/g, '-')}.png`, fullPage: true }).catch(() => {});
-  }
-}
-const shot = name => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
+const { step, shot, finish } = steps(page, artifacts);
 const expectText = async (locator, re, timeout = 30000) => {
   const t0 = Date.now();
   for (;;) {
@@ -279,6 +265,4 @@ await step('no requests to anyone but this server, no script errors', async () =
   if (real.length) throw new Error(`console errors: ${real.slice(0, 5).join(' | ')}`);
 });
 
-await browser.close();
-console.log(failed ? `FAILED ${failed}` : 'PASSED');
-process.exit(failed ? 1 : 0);
+await finish(browser);
